@@ -1,0 +1,92 @@
+"""Strict msgpack decoding shared by entries, records, frames and export files.
+
+msgpack itself accepts far more than we want from a stranger: extension types, non-string map
+keys, arbitrarily deep nesting, trailing bytes. `unpack_strict` accepts only:
+nil, bool, int (signed 64-bit range), float, str (valid UTF-8), bin, array and map with str keys,
+nested at most `max_depth` deep, with no bytes after the object. Everything else is a
+`MalformedError` naming `what`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .errors import MalformedError
+
+MAX_DEPTH = 8
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise MalformedError(f"msgpack extension type {code} is not allowed")
+
+
+def unpack_strict(data: bytes, what: str, *, max_size: int, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode one msgpack object from `data`, enforcing the rules in the module docstring.
+
+    Args:
+        data: the whole encoded object, nothing before or after it.
+        what: field name used in error messages (``"header"``, ``"body"``, ``"frame"``).
+        max_size: largest accepted len(data); also bounds every string, bin, array and map.
+        max_depth: largest accepted nesting of arrays and maps (the top level counts as 1).
+
+    Raises:
+        MalformedError: naming `what` and the rule broken.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedError(f"expected bytes, got {type(data).__name__}", what)
+    if len(data) > max_size:
+        raise MalformedError(f"{len(data)} bytes exceeds the limit of {max_size}", what)
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            ext_hook=_no_ext,
+            timestamp=0,
+            max_str_len=max_size,
+            max_bin_len=max_size,
+            max_array_len=max_size,
+            max_map_len=max_size,
+            max_ext_len=0,
+        )
+    except MalformedError as exc:
+        raise MalformedError(exc.reason, what) from None
+    except msgpack.ExtraData:
+        raise MalformedError("trailing bytes after the object", what) from None
+    except UnicodeDecodeError:
+        raise MalformedError("a string is not valid UTF-8", what) from None
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise MalformedError(f"not valid msgpack ({type(exc).__name__})", what) from None
+    check_depth(obj, what, max_depth)
+    return obj
+
+
+def check_depth(obj: Any, what: str, max_depth: int) -> None:
+    """Raise `MalformedError` when containers nest deeper than `max_depth` or keys are not str."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list):
+            if depth > max_depth:
+                raise MalformedError(f"nested deeper than {max_depth}", what)
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            if depth > max_depth:
+                raise MalformedError(f"nested deeper than {max_depth}", what)
+            for key, value in item.items():
+                if not isinstance(key, str):
+                    raise MalformedError("map keys must be strings", what)
+                stack.append((value, depth + 1))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not _INT_MIN <= item <= _INT_MAX:
+                raise MalformedError("integer out of the 64-bit range", what)
+
+
+def pack(obj: Any) -> bytes:
+    """Encode with the settings every sender uses (str as str, bytes as bin)."""
+    return msgpack.packb(obj, use_bin_type=True)
