@@ -1,0 +1,69 @@
+"""Client side of the local control API: how CLI commands reach a node running on the same home.
+
+The running node writes `control.json` (port, pid) and a 0600 `control.token` into its home; the
+API listens on 127.0.0.1 only and wants the token as a bearer token on every request.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import NotRunning
+
+_NOTIFY_TIMEOUT = 1.0
+
+
+def _endpoint(home: Path) -> tuple[str, str] | None:
+    try:
+        info = json.loads((home / config.CONTROL_FILE).read_text())
+        token = (home / config.TOKEN_FILE).read_text().strip()
+        return f"http://127.0.0.1:{int(info['port'])}", token
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def request(home: Path, method: str, path: str, payload: Any = None,
+            timeout: float = 10.0) -> Any:
+    """Call the control API of the node running on `home` and return its JSON answer.
+
+    Raises:
+        NotRunning: no node answers for this home.
+    """
+    endpoint = _endpoint(home)
+    if endpoint is None:
+        raise NotRunning(f"no node is running for {home}; start one with: p2pnode run")
+    base, token = endpoint
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        from .errors import NodeError
+
+        raise NodeError(str(message)) from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        raise NotRunning(f"no node is running for {home}; start one with: p2pnode run") from None
+
+
+def notify_new_entries(home: Path) -> bool:
+    """Tell the running node (if any) to push what the CLI just wrote. Never raises."""
+    try:
+        request(home, "POST", "/v1/refresh", {}, timeout=_NOTIFY_TIMEOUT)
+    except Exception:  # noqa: BLE001 - the node also notices new rows on its own
+        return False
+    return True

@@ -1,0 +1,116 @@
+"""Read-only views returned by the node's queries: plain frozen dataclasses, JSON-ready.
+
+Ids are raw bytes in the views; `to_jsonable` turns them into the base32 text people see, so the
+CLI's `--json` and the TUI show the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from protocol.identity import fingerprint, node_id_text
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    node_id: bytes
+    name: str | None
+    #: an author who signed two different entries for one seq: shown with a warning everywhere
+    forked: bool = False
+
+    @property
+    def label(self) -> str:
+        """Display name with fingerprint, e.g. ``Ana (k3x9ab2c)`` — names are not identities."""
+        mark = " [FORKED FEED]" if self.forked else ""
+        return f"{self.name or 'unknown'} ({fingerprint(self.node_id)}){mark}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CircleSummary:
+    id: bytes
+    name: str
+    course_title: str
+    language: str
+    venue: str
+    city: str
+    online: bool
+    timezone: str
+    meeting_time: str
+    duration_min: int
+    start_date: str
+    end_date: str
+    weekday: str
+    next_meeting: str | None
+    status: str
+    seats_taken: int
+    signup_limit: int | None
+    topics: tuple[str, ...]
+    facilitators: tuple[Person, ...]
+    author: Person
+
+
+@dataclasses.dataclass(frozen=True)
+class Participant:
+    person: Person
+    display_name: str
+    join_id: bytes
+    status: str  # pending / accepted / declined
+
+
+@dataclasses.dataclass(frozen=True)
+class Meeting:
+    number: int
+    date: str
+    attending: int
+    not_attending: int
+    notes: tuple[dict[str, Any], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    entry_id: bytes
+    blob: bytes
+    title: str
+    size: int
+    media_type: str
+    format: str
+    licence: str | None
+    caption: str | None
+    circle: bytes | None
+    author: Person
+    #: filled in by the node: whether the file is held locally, and which peers hold it
+    held: bool = False
+    holders: tuple[bytes, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class CircleDetail:
+    summary: CircleSummary
+    description: str
+    course: dict[str, Any]
+    venue: dict[str, Any]
+    signup_question: str | None
+    cancel_reason: str | None
+    rescheduled: bool
+    meetings: tuple[Meeting, ...]
+    participants: tuple[Participant, ...]
+    resources: tuple[Resource, ...]
+    ratings: dict[str, float | None]
+    feedback_count: int
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert views to JSON-ready data: bytes of 32 become base32 ids, others hex."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Person):
+            out["fingerprint"] = fingerprint(value.node_id)
+        return out
+    if isinstance(value, bytes):
+        return node_id_text(value) if len(value) == 32 else value.hex()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,310 @@
+"""Queries over the derived tables: circle listings, one circle in full, resources, profiles.
+
+Every function takes the store's connection and the current time (`now_ms`), so "upcoming",
+"running" and "ended" are decided at query time in each circle's own timezone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgpack
+
+from .models import CircleDetail, CircleSummary, Meeting, Participant, Person, Resource
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_SEARCH_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def local_today(timezone: str, now_ms: int) -> str:
+    """The date it is now in `timezone`, ISO form."""
+    return dt.datetime.fromtimestamp(now_ms / 1000, _zone(timezone)).date().isoformat()
+
+
+def _status(state: dict[str, Any], cancelled: bool, now_ms: int) -> tuple[str, str | None]:
+    today = local_today(state.get("timezone", "UTC"), now_ms)
+    meetings = state["meetings"]
+    upcoming = [d for d in meetings if d >= today]
+    if cancelled:
+        status = "cancelled"
+    elif today < meetings[0]:
+        status = "upcoming"
+    elif today > meetings[-1]:
+        status = "ended"
+    else:
+        status = "running"
+    return status, (upcoming[0] if upcoming and not cancelled else None)
+
+
+class _People:
+    """Resolves node ids to `Person`s with one query per id, cached for one call."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._cache: dict[bytes, Person] = {}
+        self._forked = {r[0] for r in conn.execute("SELECT author FROM feeds WHERE forked")}
+
+    def __call__(self, node_id: bytes) -> Person:
+        person = self._cache.get(node_id)
+        if person is None:
+            row = self._conn.execute(
+                "SELECT name FROM profiles WHERE author = ?", (node_id,)
+            ).fetchone()
+            person = Person(node_id, row[0] if row else None, node_id in self._forked)
+            self._cache[node_id] = person
+        return person
+
+
+def _members(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, bytes, str, str]]:
+    """(author, join entry id, display name, status) for each current member, oldest first."""
+    rows = conn.execute(
+        "SELECT j.author, j.entry_id, j.display_name, j.action, j.timestamp_ms FROM joins j"
+        " WHERE j.circle = ? AND j.seq = (SELECT max(seq) FROM joins k"
+        "   WHERE k.circle = j.circle AND k.author = j.author)"
+        " ORDER BY j.timestamp_ms, j.entry_id",
+        (circle_id,),
+    ).fetchall()
+    decisions = {
+        join_id: bool(accepted)
+        for join_id, accepted in conn.execute(
+            "SELECT a.join_id, a.accepted FROM join_accepts a"
+            " JOIN circle_facilitators f ON f.circle = a.circle AND f.node_id = a.author"
+            " WHERE a.circle = ? ORDER BY a.timestamp_ms, a.entry_id",
+            (circle_id,),
+        )
+    }
+    members = []
+    for author, join_id, name, action, _ in rows:
+        if action != "join":
+            continue
+        decision = decisions.get(join_id)
+        status = "pending" if decision is None else ("accepted" if decision else "declined")
+        members.append((author, join_id, name, status))
+    return members
+
+
+def _summary(conn: sqlite3.Connection, row: tuple, people: _People, now_ms: int) -> CircleSummary:
+    circle_id, author, cancelled, state_bytes = row
+    state = msgpack.unpackb(state_bytes, raw=False)
+    status, next_meeting = _status(state, bool(cancelled), now_ms)
+    seats = sum(1 for m in _members(conn, circle_id) if m[3] != "declined")
+    course, venue = state.get("course", {}), state.get("venue", {})
+    facilitators = tuple(dict.fromkeys([*state.get("facilitators", ())]))
+    return CircleSummary(
+        id=circle_id,
+        name=state["name"],
+        course_title=course.get("title", ""),
+        language=state["language"],
+        venue=venue.get("name", ""),
+        city=venue.get("city", ""),
+        online=bool(venue.get("online", False)),
+        timezone=state["timezone"],
+        meeting_time=state["meeting_time"],
+        duration_min=state.get("duration_min", 90),
+        start_date=state["meetings"][0],
+        end_date=state["meetings"][-1],
+        weekday=WEEKDAYS[dt.date.fromisoformat(state["meetings"][0]).weekday()],
+        next_meeting=next_meeting,
+        status=status,
+        seats_taken=seats,
+        signup_limit=state.get("signup_limit"),
+        topics=tuple(course.get("topics", ())),
+        facilitators=tuple(people(f) for f in facilitators),
+        author=people(author),
+    )
+
+
+def _fts_query(text: str) -> str | None:
+    terms = _SEARCH_TERM.findall(text)
+    return " ".join(f'"{t}"*' for t in terms) if terms else None
+
+
+def list_circles(
+    conn: sqlite3.Connection,
+    *,
+    now_ms: int,
+    search: str | None = None,
+    topic: str | None = None,
+    language: str | None = None,
+    weekday: int | None = None,
+    include_past: bool = False,
+    limit: int = 500,
+) -> list[CircleSummary]:
+    """Circles matching every filter given; by default only upcoming and running ones.
+
+    Args:
+        search: words matched (as prefixes, accents folded) against name, description, course,
+            venue and topics.
+        weekday: 0 = Monday … 6 = Sunday, the weekday of the first meeting.
+        include_past: also list ended and cancelled circles.
+
+    Returns:
+        Soonest next meeting first; circles with no meeting ahead last, latest first.
+    """
+    where, args = [], []
+    if search:
+        query = _fts_query(search)
+        if query is None:
+            return []
+        where.append("c.rowid IN (SELECT rowid FROM circles_fts WHERE circles_fts MATCH ?)")
+        args.append(query)
+    if topic:
+        where.append("c.id IN (SELECT circle FROM circle_topics WHERE topic = ?)")
+        args.append(topic.strip().lower())
+    if language:
+        where.append("(c.language = ? OR c.language LIKE ?)")
+        args.extend([language, f"{language}-%"])
+    if weekday is not None:
+        where.append("c.weekday = ?")
+        args.append(weekday)
+    if not include_past:
+        # a day of slack either side: the exact local date is decided per circle below
+        yesterday = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date() - dt.timedelta(1)
+        where.append("c.end_date >= ? AND c.cancelled = 0")
+        args.append(yesterday.isoformat())
+    sql = "SELECT c.id, c.author, c.cancelled, c.state FROM circles c"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY c.start_date LIMIT ?"
+    people = _People(conn)
+    summaries = [_summary(conn, row, people, now_ms) for row in conn.execute(sql, (*args, limit))]
+    if not include_past:
+        summaries = [s for s in summaries if s.status in ("upcoming", "running")]
+    summaries.sort(key=lambda s: (s.next_meeting is None, s.next_meeting or "", s.start_date))
+    return summaries
+
+
+def circle_state(conn: sqlite3.Connection, circle_id: bytes) -> dict[str, Any] | None:
+    """The merged current record of a circle (after authorised updates), or None."""
+    row = conn.execute("SELECT state FROM circles WHERE id = ?", (circle_id,)).fetchone()
+    return msgpack.unpackb(row[0], raw=False) if row else None
+
+
+def facilitators_of(conn: sqlite3.Connection, circle_id: bytes) -> set[bytes]:
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT node_id FROM circle_facilitators WHERE circle = ?", (circle_id,)
+        )
+    }
+
+
+def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> CircleDetail | None:
+    """One circle with its meetings, RSVPs, notes, participants, resources and ratings."""
+    row = conn.execute(
+        "SELECT id, author, cancelled, state, cancel_reason, rescheduled FROM circles"
+        " WHERE id = ?",
+        (circle_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    people = _People(conn)
+    summary = _summary(conn, row[:4], people, now_ms)
+    state = msgpack.unpackb(row[3], raw=False)
+    rsvp_counts: dict[str, list[int]] = {}
+    for date, attending, count in conn.execute(
+        "SELECT r.date, r.attending, count(*) FROM rsvps r WHERE r.circle = ?"
+        " AND r.seq = (SELECT max(seq) FROM rsvps q WHERE q.circle = r.circle"
+        "   AND q.author = r.author AND q.date = r.date) GROUP BY r.date, r.attending",
+        (circle_id,),
+    ):
+        rsvp_counts.setdefault(date, [0, 0])[0 if attending else 1] += count
+    notes: dict[str, list[dict[str, Any]]] = {}
+    for author, date, body in conn.execute(
+        "SELECT n.author, n.date, n.body FROM meeting_notes n"
+        " JOIN circle_facilitators f ON f.circle = n.circle AND f.node_id = n.author"
+        " WHERE n.circle = ? ORDER BY n.timestamp_ms",
+        (circle_id,),
+    ):
+        note = msgpack.unpackb(body, raw=False)
+        note.pop("circle", None)
+        note["author"] = people(author)
+        notes.setdefault(date, []).append(note)
+    meetings = tuple(
+        Meeting(
+            number=i + 1,
+            date=date,
+            attending=rsvp_counts.get(date, [0, 0])[0],
+            not_attending=rsvp_counts.get(date, [0, 0])[1],
+            notes=tuple(notes.get(date, ())),
+        )
+        for i, date in enumerate(state["meetings"])
+    )
+    participants = tuple(
+        Participant(people(author), name, join_id, status)
+        for author, join_id, name, status in _members(conn, circle_id)
+    )
+    ratings_row = conn.execute(
+        "SELECT avg(course_rating), avg(recommendation_rating), avg(goal_rating), count(*)"
+        " FROM feedback WHERE circle = ?",
+        (circle_id,),
+    ).fetchone()
+    return CircleDetail(
+        summary=summary,
+        description=state.get("description", ""),
+        course=state.get("course", {}),
+        venue=state.get("venue", {}),
+        signup_question=state.get("signup_question"),
+        cancel_reason=row[4],
+        rescheduled=bool(row[5]),
+        meetings=meetings,
+        participants=participants,
+        resources=tuple(list_resources(conn, circle=circle_id, people=people)),
+        ratings={
+            "course": ratings_row[0],
+            "recommendation": ratings_row[1],
+            "goal": ratings_row[2],
+        },
+        feedback_count=ratings_row[3],
+    )
+
+
+def list_resources(
+    conn: sqlite3.Connection, *, circle: bytes | None = None, people: _People | None = None
+) -> list[Resource]:
+    """Shared resources, newest first; only one row per blob and author."""
+    people = people or _People(conn)
+    sql = (
+        "SELECT entry_id, blob, title, size, media_type, format, licence, caption, circle,"
+        " author FROM resources"
+    )
+    args: Iterable[Any] = ()
+    if circle is not None:
+        sql += " WHERE circle = ?"
+        args = (circle,)
+    sql += " ORDER BY timestamp_ms DESC"
+    return [Resource(*r[:9], author=people(r[9])) for r in conn.execute(sql, tuple(args))]
+
+
+def profile(conn: sqlite3.Connection, node_id: bytes) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT name, bio, languages, enc_key FROM profiles WHERE author = ?", (node_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    import json
+
+    return {"name": row[0], "bio": row[1], "languages": json.loads(row[2] or "[]"),
+            "enc_key": row[3]}
+
+
+def join_rows(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, bytes, str, str,
+                                                                     bytes | None]]:
+    """(author, join id, display name, status, sealed) of current members, for facilitators."""
+    sealed = dict(conn.execute(
+        "SELECT entry_id, sealed FROM joins WHERE circle = ?", (circle_id,)).fetchall())
+    return [(a, j, n, s, sealed.get(j)) for a, j, n, s in _members(conn, circle_id)]

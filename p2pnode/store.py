@@ -1,0 +1,472 @@
+"""The node's SQLite store: the entry log, feed heads, forks, and derived tables.
+
+Rules it keeps:
+- WAL mode, `synchronous=FULL`: a call that returns has committed durably (a killed process or a
+  power cut after `append` returns loses nothing).
+- `ingest` accepts only entries that decode, authenticate (chain-anchored, see `protocol.feed`),
+  extend their author's feed, carry no future timestamp and whose body validates; it is
+  idempotent, and it never half-applies a batch: all accepted entries of a call commit together.
+- `append` signs the next entry of our own feed under the write lock (`BEGIN IMMEDIATE`), so two
+  processes on one home can never give two entries the same seq.
+- Bodies may be absent (deleted, expired, or received without one); headers never are, so the
+  chains stay verifiable.
+
+The store is synchronous and not thread-safe by itself; the node drives it from one worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
+from protocol.errors import ProtocolError
+from protocol.feed import FeedHead, Verdict, authenticate_run, classify
+from protocol.identity import Identity, fingerprint
+from protocol.records import validate_record
+
+from . import derive
+from .errors import StorageError
+from .schema import DDL, SCHEMA_VERSION
+
+#: joins, RSVPs and feedback of circles that ended longer ago than this lose their bodies
+RETENTION_DAYS = 90
+_PERSONAL_KINDS = ("join", "rsvp", "feedback")
+_ID_QUERY_CHUNK = 500
+
+
+@dataclass
+class IngestReport:
+    """What one `ingest` call did with its entries."""
+
+    #: entries newly stored, in the order they were accepted
+    accepted: list[Entry] = field(default_factory=list)
+    #: entries already held (dropped before any verification)
+    duplicates: int = 0
+    #: (entry, reason) for entries refused
+    rejected: list[tuple[Entry, str]] = field(default_factory=list)
+    #: authors newly flagged as forked
+    forked: list[bytes] = field(default_factory=list)
+    #: author -> first missing seq, for entries that arrived ahead of their predecessors
+    gaps: dict[bytes, int] = field(default_factory=dict)
+
+
+class Store:
+    """One SQLite database file holding a node's view of every feed it has seen."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(DDL)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database; safe to call twice."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection, for the query helpers in `p2pnode.queries` (read-only use)."""
+        return self._conn
+
+    def data_version(self) -> int:
+        """Changes when another connection (e.g. a CLI process) commits to this database."""
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- meta ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._lock:
+            if value is None:
+                self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    # -- feeds -----------------------------------------------------------------------------
+    def head(self, author: bytes) -> FeedHead | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT seq, head FROM feeds WHERE author = ?", (author,)
+            ).fetchone()
+        return FeedHead(row[0], row[1]) if row else None
+
+    def clock(self) -> dict[bytes, int]:
+        """author -> latest seq held, for every feed."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT author, seq FROM feeds"))
+
+    def forked_authors(self) -> set[bytes]:
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT author FROM feeds WHERE forked")}
+
+    def entry_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    def counts_by_kind(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._conn.execute("SELECT kind, count(*) FROM entries GROUP BY kind"))
+
+    def max_rowid(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT coalesce(max(rowid), 0) FROM entries").fetchone()[0]
+
+    def entries_after_rowid(self, rowid: int, limit: int = 1000) -> list[tuple[int, Entry]]:
+        """Entries stored after `rowid`, oldest first (how the node notices CLI writes)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rowid, header, signature, body FROM entries WHERE rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (rowid, limit),
+            ).fetchall()
+        return [(r[0], _entry_from_row(r[1:])) for r in rows]
+
+    def get_entry(self, entry_id: bytes) -> Entry | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT header, signature, body FROM entries WHERE id = ?", (entry_id,)
+            ).fetchone()
+        return _entry_from_row(row) if row else None
+
+    def feed_entries(
+        self, author: bytes, from_seq: int = 1, limit: int | None = None
+    ) -> list[Entry]:
+        """One author's entries from `from_seq` on, in seq order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT header, signature, body FROM entries WHERE author = ? AND seq >= ?"
+                " ORDER BY seq LIMIT ?",
+                (author, from_seq, -1 if limit is None else limit),
+            ).fetchall()
+        return [_entry_from_row(r) for r in rows]
+
+    def iter_all_entries(self, page: int = 2000) -> Iterator[Entry]:
+        """Every entry, author by author in seq order (the order `import` authenticates best)."""
+        last: tuple[bytes, int] = (b"", 0)
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT author, seq, header, signature, body FROM entries"
+                    " WHERE (author, seq) > (?, ?) ORDER BY author, seq LIMIT ?",
+                    (*last, page),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry_from_row(row[2:])
+            last = (rows[-1][0], rows[-1][1])
+
+    # -- writing ---------------------------------------------------------------------------
+    def append(
+        self, identity: Identity, kind: str, body: dict[str, Any], *, now_ms: int
+    ) -> Entry:
+        """Validate, sign and durably store the next entry of our own feed.
+
+        Raises:
+            InvalidRecordError / MalformedError: the record breaks the schema or a size limit.
+            StorageError: the database could not be written.
+        """
+        validate_record(kind, body)
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._conn.execute(
+                        "SELECT seq, head FROM feeds WHERE author = ?", (identity.node_id,)
+                    ).fetchone()
+                    seq, prev = (row[0] + 1, row[1]) if row else (1, None)
+                    entry = create_entry(
+                        identity, seq=seq, prev=prev, timestamp_ms=now_ms, kind=kind, body=body
+                    )
+                    dirty: set[bytes] = set()
+                    self._insert(entry, body, dirty)
+                    for circle_id in dirty:
+                        derive.refresh_circle(self._conn, circle_id)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"could not write the entry: {exc}") from exc
+        return entry
+
+    def ingest(self, entries: Iterable[Entry], *, now_ms: int) -> IngestReport:
+        """Take foreign (or exported) entries; see the module docstring for the rules.
+
+        Entries may come in any order and mix authors; each author's entries are authenticated
+        as one run. Nothing raises for bad entries: they are reported in `IngestReport.rejected`.
+
+        Raises:
+            StorageError: the database could not be written (nothing of this call is kept).
+        """
+        report = IngestReport()
+        batch = list(entries)
+        if not batch:
+            return report
+        with self._lock:
+            held = self._held_ids([e.id for e in batch])
+            by_author: dict[bytes, dict[int, Entry]] = {}
+            seen: set[bytes] = set()
+            for entry in batch:
+                if entry.id in held or entry.id in seen:
+                    report.duplicates += 1
+                    continue
+                seen.add(entry.id)
+                run = by_author.setdefault(entry.header.author, {})
+                if entry.header.seq in run:
+                    # two different entries for one seq in one batch: the second is fork proof
+                    self._reject(report, entry, "second entry for the same seq in one batch")
+                    continue
+                run[entry.header.seq] = entry
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    dirty: set[bytes] = set()
+                    for author, run in by_author.items():
+                        ordered = [run[s] for s in sorted(run)]
+                        self._ingest_run(author, ordered, now_ms, report, dirty)
+                    for circle_id in dirty:
+                        derive.refresh_circle(self._conn, circle_id)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"could not store received entries: {exc}") from exc
+        return report
+
+    def _ingest_run(
+        self,
+        author: bytes,
+        run: Sequence[Entry],
+        now_ms: int,
+        report: IngestReport,
+        dirty: set[bytes],
+    ) -> None:
+        row = self._conn.execute(
+            "SELECT seq, head FROM feeds WHERE author = ?", (author,)
+        ).fetchone()
+        head = FeedHead(row[0], row[1]) if row else None
+        held_seq = head.seq if head else 0
+        old = [e for e in run if e.header.seq <= held_seq]
+        new = [e for e in run if e.header.seq > held_seq]
+        for entry in old:  # not held by id (duplicates went earlier): a fork, if authentic
+            if not entry.signature_valid():
+                self._reject(report, entry, "signature does not verify")
+                continue
+            self._record_fork(entry, report)
+        if not new:
+            return
+        flags = authenticate_run(new)
+        for index, (entry, authentic) in enumerate(zip(new, flags, strict=True)):
+            refusal = self._take_one(entry, authentic, head, now_ms, report, dirty)
+            if refusal is not None:
+                for later in new[index + 1 :]:
+                    self._reject(report, later, f"cannot link: an earlier entry {refusal}")
+                return
+            head = FeedHead(entry.header.seq, entry.id)
+
+    def _take_one(
+        self,
+        entry: Entry,
+        authentic: bool,
+        head: FeedHead | None,
+        now_ms: int,
+        report: IngestReport,
+        dirty: set[bytes],
+    ) -> str | None:
+        """Store one authenticated-or-not next entry; return why the run stops, or None."""
+        if not authentic:
+            self._reject(report, entry, "signature does not verify")
+            return "was refused"
+        verdict = classify(head, entry, now_ms=now_ms)
+        if verdict is Verdict.GAP:
+            first_missing = (head.seq if head else 0) + 1
+            report.gaps.setdefault(entry.header.author, first_missing)
+            self._reject(report, entry, f"entries from seq {first_missing} are missing")
+            return "is missing"
+        if verdict is Verdict.FUTURE:
+            self._reject(report, entry, "timestamp is more than 10 minutes in the future")
+            return "was refused"
+        if verdict is Verdict.FORK:
+            self._record_fork(entry, report)
+            return "was refused"
+        body = None
+        if entry.body_bytes is not None:
+            try:
+                body = decode_body(entry.body_bytes)
+                validate_record(entry.header.kind, body)
+            except ProtocolError as exc:
+                self._reject(report, entry, str(exc))
+                return "was refused"
+            if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms):
+                entry, body = entry.without_body(), None
+        self._insert(entry, body, dirty)
+        report.accepted.append(entry)
+        return None
+
+    def _insert(self, entry: Entry, body: dict[str, Any] | None, dirty: set[bytes]) -> None:
+        h = entry.header
+        self._conn.execute(
+            "INSERT INTO entries (id, author, seq, kind, timestamp_ms, header, signature, body)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (entry.id, h.author, h.seq, h.kind, h.timestamp_ms, entry.header_bytes,
+             entry.signature, entry.body_bytes),
+        )
+        self._conn.execute(
+            "INSERT INTO feeds (author, seq, head) VALUES (?,?,?)"
+            " ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, head = excluded.head",
+            (h.author, h.seq, entry.id),
+        )
+        if body is not None:
+            derive.apply_entry(self._conn, entry, body, dirty)
+
+    def _record_fork(self, entry: Entry, report: IngestReport) -> None:
+        h = entry.header
+        row = self._conn.execute(
+            "SELECT header, signature FROM entries WHERE author = ? AND seq = ?",
+            (h.author, h.seq),
+        ).fetchone()
+        if row is None:  # a next entry whose prev is not our head: the proof is our head
+            row = self._conn.execute(
+                "SELECT header, signature FROM entries WHERE author = ? AND seq = ?",
+                (h.author, h.seq - 1),
+            ).fetchone()
+        if row is None:
+            return
+        self._conn.execute(
+            "INSERT OR IGNORE INTO forks"
+            " (author, seq, header_a, signature_a, header_b, signature_b) VALUES (?,?,?,?,?,?)",
+            (h.author, h.seq, row[0], row[1], entry.header_bytes, entry.signature),
+        )
+        flagged = self._conn.execute(
+            "UPDATE feeds SET forked = 1 WHERE author = ? AND forked = 0", (h.author,)
+        ).rowcount
+        if flagged:
+            report.forked.append(h.author)
+        self._reject(report, entry, f"fork: a second entry for seq {h.seq} of "
+                     f"{fingerprint(h.author)}")
+
+    @staticmethod
+    def _reject(report: IngestReport, entry: Entry, reason: str) -> None:
+        report.rejected.append((entry, reason))
+
+    def _held_ids(self, ids: list[bytes]) -> set[bytes]:
+        held: set[bytes] = set()
+        for start in range(0, len(ids), _ID_QUERY_CHUNK):
+            chunk = ids[start : start + _ID_QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            held.update(
+                r[0] for r in self._conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
+            )
+        return held
+
+    def _circle_expired(self, body: dict[str, Any], now_ms: int) -> bool:
+        row = self._conn.execute(
+            "SELECT end_date FROM circles WHERE id = ?", (body.get("circle"),)
+        ).fetchone()
+        return row is not None and row[0] < _cutoff_date(now_ms)
+
+    # -- retention -------------------------------------------------------------------------
+    def prune_expired(self, *, now_ms: int) -> int:
+        """Drop the bodies of joins, RSVPs and feedback of circles that ended > 90 days ago.
+
+        Returns:
+            How many bodies were dropped.
+        """
+        cutoff = _cutoff_date(now_ms)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                old = [r[0] for r in self._conn.execute(
+                    "SELECT id FROM circles WHERE end_date < ?", (cutoff,))]
+                dropped = 0
+                for circle_id in old:
+                    for table in ("joins", "rsvps", "feedback"):
+                        ids = [r[0] for r in self._conn.execute(
+                            f"SELECT entry_id FROM {table} WHERE circle = ?", (circle_id,))]
+                        for entry_id in ids:
+                            dropped += self._conn.execute(
+                                "UPDATE entries SET body = NULL WHERE id = ? AND body IS NOT NULL",
+                                (entry_id,),
+                            ).rowcount
+                    self._conn.execute("DELETE FROM joins WHERE circle = ?", (circle_id,))
+                    self._conn.execute("DELETE FROM rsvps WHERE circle = ?", (circle_id,))
+                    # ratings stay (course ratings are aggregated); who gave them and why do not
+                    self._conn.execute(
+                        "UPDATE feedback SET author = NULL, body = NULL WHERE circle = ?",
+                        (circle_id,),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return dropped
+
+    # -- peers -----------------------------------------------------------------------------
+    def record_peer(self, node_id: bytes, *, address: str | None, how: str, now_ms: int,
+                    error: str | None = None) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO peers (node_id, address, how, last_seen_ms, last_error)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (node_id) DO UPDATE SET"
+                " address = coalesce(excluded.address, address), how = excluded.how,"
+                " last_seen_ms = coalesce(excluded.last_seen_ms, last_seen_ms),"
+                " last_error = excluded.last_error",
+                (node_id, address, how, now_ms if error is None else None, error),
+            )
+
+    def known_peers(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT node_id, address, how, last_seen_ms, last_error, score FROM peers"
+            ).fetchall()
+        keys = ("node_id", "address", "how", "last_seen_ms", "last_error", "score")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def _entry_from_row(row: Sequence[Any]) -> Entry:
+    return entry_from_parts([row[0], row[1], row[2]])
+
+
+def _cutoff_date(now_ms: int) -> str:
+    import datetime as dt
+
+    today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
+    return (today - dt.timedelta(days=RETENTION_DAYS)).isoformat()
