@@ -39,7 +39,6 @@ from pathlib import Path
 
 from protocol.blobs import (
     BLOB_ID_SIZE,
-    CHUNK_SIZE,
     MAX_BLOB_SIZE,
     Bitmap,
     Manifest,
@@ -49,6 +48,8 @@ from protocol.blobs import (
     verify_chunk,
 )
 from protocol.errors import MalformedError
+
+from .errors import NodeError
 
 #: Free space kept in reserve beyond a blob's size before a download or add is accepted.
 SPACE_MARGIN = 64 * 1024 * 1024
@@ -65,7 +66,7 @@ ProgressCallback = Callable[[int, int], None]
 
 
 # Will become a subclass of the package-wide NodeError; kept on Exception until that exists.
-class BlobStoreError(Exception):
+class BlobStoreError(NodeError):
     """Base of every error the blob store raises; the message is one line for a person."""
 
 

@@ -33,10 +33,13 @@ from typing import Self
 
 import ifaddr
 from zeroconf import (
+    DNSCache,
+    DNSRecord,
     InterfaceChoice,
     IPVersion,
     ServiceStateChange,
     Zeroconf,
+    current_time_millis,
 )
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -60,6 +63,10 @@ _CLOSE_TIMEOUT = 5.0
 _PROBE_RESOLVE_TIMEOUT_MS = 1000
 #: Longest TXT value we look at; an id is 52 base32 characters (or 64 hex digits).
 _MAX_TXT_VALUE = 128
+
+_DNS_TYPE_TXT = 16  # RFC 1035
+_DNS_TYPE_SRV = 33  # RFC 2782
+_DNS_CLASS_IN = 1
 
 InterfacesSpec = Sequence[str] | InterfaceChoice
 
@@ -245,6 +252,47 @@ def _advertised_addresses(interfaces: InterfacesSpec, ip_version: IPVersion) -> 
         if bare not in result:
             result.append(bare)
     return result
+
+
+def _dialable(address: str) -> bool:
+    """False for a link-local IPv6 address without a scope (as avahi announces over IPv4)."""
+    if "%" in address:
+        return True
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return not (parsed.version == 6 and parsed.is_link_local)
+
+
+def _newest(cache: DNSCache, name: str, type_: int, now: float) -> DNSRecord | None:
+    """The most recently received live record; one marked to expire (TTL 1 s: flushed by a
+    newer record, or a goodbye) only when there is nothing else, since marking it reset its
+    ``created``."""
+    records = [
+        r for r in cache.async_all_by_details(name, type_, _DNS_CLASS_IN) if not r.is_expired(now)
+    ]
+    current = [r for r in records if r.ttl > 1] or records
+    return max(current, key=lambda r: r.created, default=None)
+
+
+def _newest_txt_and_port(
+    cache: DNSCache, info: AsyncServiceInfo
+) -> tuple[dict[bytes, bytes | None], int | None]:
+    """The TXT properties and port from the most recently received TXT and SRV records.
+
+    Unique records received less than a second apart are not flushed from the cache (RFC 6762
+    §10.2), so after two quick updates it holds the old TXT/SRV beside the new one, and
+    `ServiceInfo` loads whichever entered the cache first: the stale one.
+    """
+    now = current_time_millis()
+    txt = _newest(cache, info.name, _DNS_TYPE_TXT, now)
+    srv = _newest(cache, info.name, _DNS_TYPE_SRV, now)
+    properties = info.properties
+    if txt is not None:
+        properties = AsyncServiceInfo(SERVICE_TYPE, info.name, properties=txt.text).properties
+    port = srv.port if srv is not None else info.port
+    return properties, port
 
 
 def _ip_version_for(interfaces: InterfacesSpec, ip_version: IPVersion | None) -> IPVersion:
@@ -478,13 +526,14 @@ class Discovery:
         self._emit(found)
 
     def _peer_from_info(self, info: AsyncServiceInfo) -> PeerFound | None:
-        node_id = peer_id_from_txt(info.properties, self.net)
+        assert self._aiozc is not None
+        properties, port = _newest_txt_and_port(self._aiozc.zeroconf.cache, info)
+        node_id = peer_id_from_txt(properties, self.net)
         if node_id == self.node_id:
             return None  # ourselves, seen through the loop (or a clone of our key)
-        port = info.port
         if port is None or not 0 < port < 65536:
             raise InvalidAdvertisementError(f"SRV port is {port}")
-        addresses = info.parsed_scoped_addresses()
+        addresses = [a for a in info.parsed_scoped_addresses() if _dialable(a)]
         if not addresses:
             raise InvalidAdvertisementError("no address")
         return PeerFound(node_id=node_id, addresses=addresses, port=port, name=info.name)

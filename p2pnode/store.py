@@ -147,15 +147,17 @@ class Store:
         with self._lock:
             return self._conn.execute("SELECT coalesce(max(rowid), 0) FROM entries").fetchone()[0]
 
-    def entries_after_rowid(self, rowid: int, limit: int = 1000) -> list[tuple[int, Entry]]:
-        """Entries stored after `rowid`, oldest first (how the node notices CLI writes)."""
+    def rows_after(self, rowid: int, limit: int = 5000) -> list[tuple[int, bytes, bytes, int, str]]:
+        """(rowid, id, author, seq, kind) of entries stored after `rowid`, oldest first.
+
+        This is how the node learns of every new entry, whoever wrote it (itself or a CLI).
+        """
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT rowid, header, signature, body FROM entries WHERE rowid > ?"
+            return self._conn.execute(
+                "SELECT rowid, id, author, seq, kind FROM entries WHERE rowid > ?"
                 " ORDER BY rowid LIMIT ?",
                 (rowid, limit),
             ).fetchall()
-        return [(r[0], _entry_from_row(r[1:])) for r in rows]
 
     def get_entry(self, entry_id: bytes) -> Entry | None:
         with self._lock:

@@ -1,0 +1,323 @@
+"""One live peer session: drives a `protocol.session.Session` over an aiohttp WebSocket.
+
+Tasks, all owned by `PeerConnection.run` and cancelled with it:
+- reader: WebSocket messages into the session; frames out of it to their handlers;
+- writer: the only task that writes to the socket, so Noise messages leave in the order they
+  were encrypted; callers wait (`_room`) when the queue is full: that is our flow control;
+- ticker: the session's keep-alive and timeouts (`get_timer` / `handle_timer`);
+- sender: catch-up and live push of entries the peer lacks (see `protocol.replication`);
+- ingester: received entry batches into the store, one at a time, off the event loop; the
+  reader waits when two batches are queued, so a fast peer is slowed to our verify speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from protocol import frames as fr
+from protocol.entry import MAX_WIRE_SIZE
+from protocol.identity import fingerprint
+from protocol.replication import Replication
+from protocol.session import (
+    FrameReceived,
+    FrameRejected,
+    HandshakeComplete,
+    Session,
+    SessionClosed,
+)
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger(__name__)
+
+_OUT_QUEUE_MESSAGES = 32
+_INGEST_QUEUE_BATCHES = 2
+_SEND_BATCH_ENTRIES = fr.MAX_ENTRIES
+_FRAME_BUDGET = fr.MAX_FRAME_SIZE - 64
+
+WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+class PeerConnection:
+    """A session with one peer, from handshake to close."""
+
+    def __init__(
+        self,
+        node: Node,
+        ws: WebSocket,
+        *,
+        initiator: bool,
+        address: str,
+        how: str,
+        expected_peer_id: bytes | None = None,
+    ) -> None:
+        self.node = node
+        self.ws = ws
+        self.initiator = initiator
+        self.address = address
+        self.how = how
+        self.session = Session(
+            node.identity,
+            initiator=initiator,
+            network_key=node.network_key,
+            expected_peer_id=expected_peer_id,
+            now=time.monotonic(),
+            **node.session_limits,
+        )
+        self.replication = Replication()
+        self.peer_id: bytes | None = None
+        self.connected_since_ms: int | None = None
+        self.close_reason = ""
+        self.handlers: dict[type, Callable[[Any], Any]] = {}
+        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._room = asyncio.Condition()
+        self._wake_sender = asyncio.Event()
+        self._ingest: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(_INGEST_QUEUE_BATCHES)
+        self._opened = asyncio.Event()
+        self._done = asyncio.Event()
+        self._closing = False
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._opened.is_set() and not self._closing
+
+    def send(self, frame: fr.Frame) -> None:
+        """Encrypt and queue a frame now (small control frames; bulk senders use `send_bulk`)."""
+        if self._closing:
+            return
+        self.session.send_frame(frame, time.monotonic())
+        self._flush()
+
+    async def send_bulk(self, frame: fr.Frame) -> None:
+        """Queue a frame once the outgoing queue and the peer's rate limit have room."""
+        while True:
+            if self._closing:
+                raise ConnectionResetError("session closed")
+            if (self._out.qsize() < _OUT_QUEUE_MESSAGES
+                    and self.session.send_credit(time.monotonic()) > 0):
+                break
+            async with self._room:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), 0.05)
+        self.send(frame)
+
+    def entries_stored(self, rows: list[tuple[bytes, int]]) -> None:
+        """New entries exist here (ours or anyone's): push what the peer lacks."""
+        if self.replication.local_entries(rows):
+            self._wake_sender.set()
+
+    def close(self, reason: str, detail: str = "") -> None:
+        """End the session (telling the peer why) and let `run` wind down."""
+        if self._closing:
+            return
+        self.close_reason = self.close_reason or reason
+        with contextlib.suppress(Exception):
+            self.session.close(reason, detail)
+            self._flush()
+        self._closing = True
+        self._out.put_nowait(None)
+        self._done.set()
+
+    async def run(self) -> None:
+        """Handshake, then serve the session until either side ends it."""
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            if self.initiator:
+                self.session.initiate()
+                self._flush()
+            for name, job in (
+                ("writer", self._writer),
+                ("reader", self._reader),
+                ("ticker", self._ticker),
+                ("sender", self._sender),
+                ("ingester", self._ingester),
+            ):
+                tasks[name] = asyncio.create_task(self._guard(name, job), name=f"peer-{name}")
+            await self._done.wait()
+        finally:
+            self._closing = True
+            self.close_reason = self.close_reason or "closed"
+            self._out.put_nowait(None)
+            writer = tasks.pop("writer", None)
+            for task in tasks.values():
+                task.cancel()
+            if writer is not None:
+                # give the writer a moment to deliver a final error frame
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(writer, 1.0)
+            for task in tasks.values():
+                with contextlib.suppress(BaseException):
+                    await task
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+            if self.peer_id is not None:
+                self.node.peers.unregister(self)
+
+    async def _guard(self, name: str, job: Callable[[], Any]) -> None:
+        """Run one of the connection's tasks; whatever ends it ends the connection."""
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            self.close_reason = self.close_reason or f"transport: {exc}"
+        except Exception:
+            log.exception("peer %s: %s task failed", self.label, name)
+            self.close_reason = self.close_reason or f"internal error in {name}"
+        finally:
+            self._done.set()
+
+    # -- tasks -----------------------------------------------------------------------------
+    async def _reader(self) -> None:
+        while not self._closing:
+            msg = await self.ws.receive()
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                self.session.receive_message(msg.data, time.monotonic())
+                self._flush()
+                await self._process_events()
+            elif msg.type in (aiohttp.WSMsgType.TEXT,):
+                self.node.peers.penalise(self, "text message", 10)
+            elif msg.type == aiohttp.WSMsgType.ERROR:
+                self.close_reason = self.close_reason or "transport_error"
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                self.close_reason = self.close_reason or "peer_closed"
+                return
+
+    async def _process_events(self) -> None:
+        while (event := self.session.next_event()) is not None:
+            if isinstance(event, FrameReceived):
+                await self._on_frame(event.frame)
+            elif isinstance(event, HandshakeComplete):
+                self._on_open(event.peer_id)
+            elif isinstance(event, FrameRejected):
+                penalty = 5 if event.flooding else 10
+                self.node.peers.penalise(self, f"rejected frame: {event.reason}", penalty)
+            elif isinstance(event, SessionClosed):
+                self.close_reason = self.close_reason or event.reason
+                if event.remote_error:
+                    log.info("session with %s ended: %s %s", self.label, event.reason,
+                             event.detail)
+                    if self.peer_id is not None:
+                        self.node.peers.penalise(self, event.reason, 20)
+                self._closing = True
+                self._out.put_nowait(None)
+                self._done.set()
+
+    def _on_open(self, peer_id: bytes) -> None:
+        self.peer_id = peer_id
+        if not self.node.peers.register(self):
+            return
+        self.connected_since_ms = int(time.time() * 1000)
+        self._opened.set()
+        for frame in fr.clock_frames(self.node.clock_snapshot().items()):
+            self.send(frame)
+        self.node.on_session_open(self)
+
+    async def _on_frame(self, frame: fr.Frame) -> None:
+        if isinstance(frame, fr.Entries):
+            seqs = [(e.header.author, e.header.seq) for e in frame.entries]
+            self.replication.receive_entries(seqs)
+            await self._ingest.put(frame.entries)
+        elif isinstance(frame, fr.Clock):
+            self.replication.receive_clock(frame.pairs, frame.final, self.node.clock_snapshot())
+            if frame.final:
+                self.node.on_peer_clock(self)
+            self._wake_sender.set()
+        elif isinstance(frame, fr.Want):
+            self.replication.receive_want(frame.pairs)
+            self._wake_sender.set()
+        else:
+            handler = self.handlers.get(type(frame))
+            if handler is not None:
+                result = handler(frame)
+                if asyncio.iscoroutine(result):
+                    await result
+
+    async def _writer(self) -> None:
+        while True:
+            data = await self._out.get()
+            if data is None:
+                if self._out.empty():
+                    return
+                continue
+            await self.ws.send_bytes(data)
+            async with self._room:
+                self._room.notify_all()
+
+    async def _ticker(self) -> None:
+        while not self._closing:
+            deadline = self.session.get_timer()
+            if deadline is None:
+                return
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            self.session.handle_timer(time.monotonic())
+            self._flush()
+            await self._process_events()
+
+    async def _sender(self) -> None:
+        await self._opened.wait()
+        while not self._closing:
+            await self._wake_sender.wait()
+            self._wake_sender.clear()
+            for author in self.replication.take_dirty():
+                await self._send_feed(author)
+
+    async def _send_feed(self, author: bytes) -> None:
+        while not self._closing:
+            from_seq = self.replication.next_seq(author)
+            entries = await self.node.read_feed(author, from_seq, _SEND_BATCH_ENTRIES)
+            if not entries:
+                return
+            batch: list = []
+            size = 0
+            for entry in entries:
+                entry_size = len(entry.header_bytes) + 64 + len(entry.body_bytes or b"") + 12
+                if batch and size + entry_size > _FRAME_BUDGET:
+                    await self._send_entries(batch)
+                    batch, size = [], 0
+                batch.append(entry)
+                size += entry_size
+            if batch:
+                await self._send_entries(batch)
+            if len(entries) < _SEND_BATCH_ENTRIES:
+                return
+
+    async def _send_entries(self, batch: list) -> None:
+        await self.send_bulk(fr.Entries(tuple(batch)))
+        self.replication.sent([(e.header.author, e.header.seq) for e in batch])
+
+    async def _ingester(self) -> None:
+        while True:
+            entries = await self._ingest.get()
+            report = await self.node.ingest_from_peer(self, entries)
+            if report.gaps and self.is_open:
+                self.send(fr.Want(tuple(report.gaps.items())))
+            bad = sum(1 for _, reason in report.rejected if "signature" in reason)
+            if bad:
+                self.node.peers.penalise(self, f"{bad} entries with bad signatures", 20)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _flush(self) -> None:
+        for data in self.session.data_to_send():
+            self._out.put_nowait(data)
+
+    @property
+    def label(self) -> str:
+        who = fingerprint(self.peer_id) if self.peer_id else "?"
+        return f"{who}@{self.address}"
+
+
+def max_ws_message() -> int:
+    """The largest WebSocket message we accept (a Noise message can be at most 65535 bytes)."""
+    return max(65535, MAX_WIRE_SIZE) + 1024

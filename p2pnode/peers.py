@@ -1,0 +1,254 @@
+"""The peer manager: who we are connected to, who we dial, and who behaves.
+
+Rules:
+- One session per peer pair. When two exist (both sides dialled at once), both sides keep the one
+  dialled by the smaller node id, so they agree without talking.
+- Manual peers and discovered peers are dialled by a loop each, with exponential backoff and
+  jitter between failures; a discovered peer that vanishes is forgotten (its loop stops).
+- Misbehaviour lowers a peer's score; at `_BAN_SCORE` it is disconnected and neither dialled nor
+  accepted for `_BAN_SECONDS`. Good batches slowly restore the score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from protocol.identity import fingerprint
+from protocol.session import WEBSOCKET_PATH
+
+from .connection import PeerConnection, max_ws_message
+from .events import PeerDown, PeerUp
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger(__name__)
+
+_RETRY_MIN = 0.5
+_RETRY_MAX = 60.0
+_STABLE_AFTER = 30.0
+_DIAL_TIMEOUT = 5.0
+_BAN_SCORE = -50.0
+_BAN_SECONDS = 600.0
+_MAX_SCORE = 20.0
+_MAX_CONNECTIONS = 64
+
+
+@dataclass
+class PeerRecord:
+    """What we know of a peer, connected or not (shown by `p2pnode peers`)."""
+
+    node_id: bytes | None
+    address: str
+    how: str
+    score: float = 0.0
+    last_error: str | None = None
+    banned_until: float = 0.0
+    addresses: tuple[str, ...] = field(default_factory=tuple)
+
+
+class PeerManager:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.connections: dict[bytes, PeerConnection] = {}
+        self.records: dict[bytes, PeerRecord] = {}
+        self._address_errors: dict[str, str] = {}
+        self._pending: set[PeerConnection] = set()
+        self._dialers: dict[object, asyncio.Task[None]] = {}
+        self._serving: set[asyncio.Task[None]] = set()
+        self._client: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    # -- registry --------------------------------------------------------------------------
+    def record(self, node_id: bytes) -> PeerRecord:
+        rec = self.records.get(node_id)
+        if rec is None:
+            rec = self.records[node_id] = PeerRecord(node_id, "", "incoming")
+        return rec
+
+    def banned(self, node_id: bytes) -> bool:
+        rec = self.records.get(node_id)
+        return rec is not None and rec.banned_until > time.monotonic()
+
+    def register(self, conn: PeerConnection) -> bool:
+        """A session finished its handshake: keep it, or close it as a duplicate or banned."""
+        peer = conn.peer_id
+        assert peer is not None
+        if self.banned(peer):
+            conn.close("banned", "this node is not accepting you for now")
+            return False
+        existing = self.connections.get(peer)
+        if existing is not None and existing is not conn and not existing._closing:
+            if self._dialler(conn) < self._dialler(existing):
+                existing.close("duplicate", "a session between us already exists")
+            else:
+                conn.close("duplicate", "a session between us already exists")
+                return False
+        self.connections[peer] = conn
+        rec = self.record(peer)
+        rec.address = conn.address
+        rec.how = conn.how
+        rec.last_error = None
+        self.node.bus.publish(PeerUp(peer, conn.address, conn.how))
+        log.info("connected to %s (%s)", conn.label, conn.how)
+        return True
+
+    def _dialler(self, conn: PeerConnection) -> bytes:
+        return self.node.identity.node_id if conn.initiator else conn.peer_id or b""
+
+    def unregister(self, conn: PeerConnection) -> None:
+        peer = conn.peer_id
+        if peer is not None and self.connections.get(peer) is conn:
+            del self.connections[peer]
+            self.record(peer).last_error = conn.close_reason
+            self.node.bus.publish(PeerDown(peer, conn.close_reason))
+            log.info("disconnected from %s: %s", conn.label, conn.close_reason)
+
+    def penalise(self, conn: PeerConnection, reason: str, amount: float) -> None:
+        """Lower a peer's score; ban and disconnect it once it falls below the threshold."""
+        if conn.peer_id is None:
+            return
+        rec = self.record(conn.peer_id)
+        rec.score -= amount
+        rec.last_error = reason
+        log.info("peer %s: %s (score %.0f)", conn.label, reason, rec.score)
+        if rec.score <= _BAN_SCORE:
+            rec.banned_until = time.monotonic() + _BAN_SECONDS
+            conn.close("banned", f"misbehaving: {reason}")
+
+    def reward(self, conn: PeerConnection, amount: float = 1.0) -> None:
+        if conn.peer_id is not None:
+            rec = self.record(conn.peer_id)
+            rec.score = min(_MAX_SCORE, rec.score + amount)
+
+    def open_connections(self) -> list[PeerConnection]:
+        return [c for c in self.connections.values() if c.is_open]
+
+    # -- incoming --------------------------------------------------------------------------
+    def at_capacity(self) -> bool:
+        return len(self.connections) + len(self._pending) >= _MAX_CONNECTIONS
+
+    async def serve(self, conn: PeerConnection) -> None:
+        """Run an accepted session to its end (called from the WebSocket handler)."""
+        self._pending.add(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._serving.add(task)
+        try:
+            await conn.run()
+        finally:
+            self._pending.discard(conn)
+            if task is not None:
+                self._serving.discard(task)
+
+    # -- outgoing --------------------------------------------------------------------------
+    def add_address(self, host: str, port: int, node_id: bytes | None = None,
+                    how: str = "manual") -> None:
+        """Keep a session with the peer at host:port, redialling with backoff."""
+        key = ("addr", host, port)
+        if key not in self._dialers and not self._closed:
+            self._dialers[key] = asyncio.create_task(
+                self._dial_loop([f"{host}:{port}"], node_id, how), name=f"dial-{host}:{port}"
+            )
+
+    def discovered(self, node_id: bytes, addresses: list[str], port: int) -> None:
+        """mDNS found a peer of our network: dial it unless connected or already dialling."""
+        if node_id == self.node.identity.node_id or self._closed:
+            return
+        rec = self.record(node_id)
+        rec.addresses = tuple(addresses)
+        rec.how = "mdns" if rec.how == "incoming" else rec.how
+        key = ("id", node_id)
+        task = self._dialers.get(key)
+        if task is None or task.done():
+            targets = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
+            self._dialers[key] = asyncio.create_task(
+                self._dial_loop(targets, node_id, "mdns"), name=f"dial-{fingerprint(node_id)}"
+            )
+
+    def vanished(self, node_id: bytes) -> None:
+        """mDNS says the peer left: stop dialling it (a live session ends by itself)."""
+        task = self._dialers.pop(("id", node_id), None)
+        if task is not None:
+            task.cancel()
+
+    async def _dial_loop(self, targets: list[str], node_id: bytes | None, how: str) -> None:
+        delay = _RETRY_MIN
+        while not self._closed:
+            if node_id is not None and (self.banned(node_id) or node_id in self.connections):
+                existing = self.connections.get(node_id)
+                if existing is not None:
+                    await existing._done.wait()
+                else:
+                    await asyncio.sleep(_RETRY_MAX)
+                continue
+            started = time.monotonic()
+            for target in targets:
+                conn = await self._dial_once(target, node_id, how)
+                if conn is None:
+                    continue
+                await conn.run()
+                other = self.connections.get(conn.peer_id) if conn.peer_id else None
+                if other is not None and other is not conn:
+                    await other._done.wait()  # lost a duplicate race: the other one serves
+                break
+            if time.monotonic() - started > _STABLE_AFTER:
+                delay = _RETRY_MIN
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, _RETRY_MAX)
+
+    async def _dial_once(self, target: str, node_id: bytes | None,
+                         how: str) -> PeerConnection | None:
+        if self._client is None:
+            self._client = aiohttp.ClientSession()
+        url = f"http://{target}{WEBSOCKET_PATH}"
+        try:
+            ws = await asyncio.wait_for(
+                self._client.ws_connect(
+                    url,
+                    max_msg_size=max_ws_message(),
+                    compress=0,
+                    autoping=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                ),
+                _DIAL_TIMEOUT,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            message = f"cannot connect to {target}: {exc.__class__.__name__} {exc}".strip()
+            self._address_errors[target] = message
+            if node_id is not None:
+                self.record(node_id).last_error = message
+            log.debug(message)
+            return None
+        self._address_errors.pop(target, None)
+        return PeerConnection(self.node, ws, initiator=True, address=target, how=how,
+                              expected_peer_id=node_id)
+
+    def address_errors(self) -> dict[str, str]:
+        return dict(self._address_errors)
+
+    # -- shutdown --------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop dialling, end every session, wait for their tasks; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._dialers.values():
+            task.cancel()
+        for conn in [*self.connections.values(), *self._pending]:
+            conn.close("shutdown", "the node is stopping")
+        for task in [*self._dialers.values()]:
+            with contextlib.suppress(BaseException):
+                await task
+        if self._serving:
+            await asyncio.wait([*self._serving], timeout=3.0)
+        if self._client is not None:
+            await self._client.close()

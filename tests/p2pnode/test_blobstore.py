@@ -1,0 +1,412 @@
+"""Tests for p2pnode.blobstore: adding, serving, downloading, resuming and exporting blobs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from p2pnode import blobstore
+from p2pnode.blobstore import (
+    BlobNotFound,
+    BlobStore,
+    BlobStoreError,
+    BlobTooLarge,
+    CorruptBlob,
+    DestinationExists,
+    InsufficientSpace,
+)
+from protocol.blobs import CHUNK_SIZE, Bitmap, Manifest, decode_manifest, manifest_for
+
+MIB = 1024 * 1024
+
+
+def blob(n: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def chunks_of(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
+
+
+@pytest.fixture
+def blob_store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs", space_margin=0)
+
+
+def write_source(tmp_path: Path, data: bytes, name: str = "source.bin") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# -- add_file and serving ----------------------------------------------------------------------
+
+
+def test_add_file_copies_and_verifies(tmp_path: Path, blob_store: BlobStore) -> None:
+    """add_file stores an exact copy whose chunks and manifest can be served back."""
+    data = blob(3 * CHUNK_SIZE + 99)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    assert manifest == manifest_for(data)
+    assert blob_store.has(manifest.blob_id)
+    assert blob_store.path(manifest.blob_id).read_bytes() == data
+    assert blob_store.blob_ids() == [manifest.blob_id]
+    assert [blob_store.read_chunk(manifest.blob_id, i) for i in range(4)] == chunks_of(data)
+    encoded = blob_store.manifest_bytes(manifest.blob_id)
+    assert decode_manifest(encoded, manifest.blob_id) == manifest
+    pieces = [blob_store.read_manifest_piece(manifest.blob_id, o, 50) for o in range(0, 200, 50)]
+    assert b"".join(pieces) == encoded
+    assert blob_store.read_manifest_piece(manifest.blob_id, len(encoded), 50) == b""
+    assert not list(blob_store.root.glob(".tmp-*"))
+
+
+def test_add_file_is_idempotent(tmp_path: Path, blob_store: BlobStore) -> None:
+    """Adding the same content twice yields the same manifest and a single blob."""
+    source = write_source(tmp_path, blob(CHUNK_SIZE + 1))
+    first = blob_store.add_file(source)
+    second = blob_store.add_file(source)
+    assert first == second
+    assert sorted(p.name for p in blob_store.root.iterdir()) == [
+        first.blob_id.hex(),
+        first.blob_id.hex() + ".manifest",
+    ]
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1])
+def test_add_file_boundary_sizes(tmp_path: Path, blob_store: BlobStore, size: int) -> None:
+    """Empty, 1-byte, exactly-one-chunk and one-byte-over files round-trip."""
+    data = blob(size, seed=size)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    assert manifest.size == size
+    assert manifest.chunk_count == -(-size // CHUNK_SIZE)
+    assert blob_store.path(manifest.blob_id).read_bytes() == data
+    assert b"".join(
+        blob_store.read_chunk(manifest.blob_id, i) for i in range(manifest.chunk_count)
+    ) == (data)
+
+
+def test_add_file_reports_progress(tmp_path: Path, blob_store: BlobStore) -> None:
+    """progress(done, total) is called per 1 MiB piece and ends at the file size."""
+    data = blob(3 * MIB + 5)
+    calls: list[tuple[int, int]] = []
+    blob_store.add_file(write_source(tmp_path, data), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [
+        (MIB, len(data)),
+        (2 * MIB, len(data)),
+        (3 * MIB, len(data)),
+        (len(data), len(data)),
+    ]
+
+
+def test_add_file_memory_stays_flat(tmp_path: Path, blob_store: BlobStore) -> None:
+    """Hashing and copying a 64 MiB file never holds more than a few MiB in memory."""
+    source = tmp_path / "sparse.bin"
+    with open(source, "wb") as f:
+        f.truncate(64 * MIB)
+    tracemalloc.start()
+    try:
+        manifest = blob_store.add_file(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert manifest.size == 64 * MIB
+    assert peak < 8 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_add_file_refuses_too_large(tmp_path: Path) -> None:
+    """A file over max_blob_size is refused with BlobTooLarge and nothing is stored."""
+    blob_store = BlobStore(tmp_path / "blobs", max_blob_size=CHUNK_SIZE, space_margin=0)
+    with pytest.raises(BlobTooLarge, match="limit") as exc:
+        blob_store.add_file(write_source(tmp_path, blob(CHUNK_SIZE + 1)))
+    assert exc.value.size == CHUNK_SIZE + 1
+    assert exc.value.limit == CHUNK_SIZE
+    assert list(blob_store.root.iterdir()) == []
+
+
+def test_add_file_refuses_a_directory(tmp_path: Path, blob_store: BlobStore) -> None:
+    """Only regular files can be added."""
+    with pytest.raises(BlobStoreError, match="not a regular file"):
+        blob_store.add_file(tmp_path)
+
+
+@pytest.mark.parametrize("change", ["overwrite", "truncate", "append"])
+def test_file_changing_while_added_yields_consistent_blob(
+    tmp_path: Path, blob_store: BlobStore, change: str
+) -> None:
+    """A source modified mid-copy still gives a blob that matches its own manifest."""
+    original = blob(4 * MIB, seed=1)
+    source = write_source(tmp_path, original)
+    changed = False
+
+    def modify(done: int, total: int) -> None:
+        nonlocal changed
+        if changed:
+            return
+        changed = True
+        with open(source, "r+b") as f:
+            if change == "overwrite":
+                f.seek(0)
+                f.write(b"\xaa" * (3 * MIB))  # bytes before `done` are already copied
+            elif change == "truncate":
+                f.truncate(2 * MIB + 77)
+            else:
+                f.seek(0, os.SEEK_END)
+                f.write(b"\xbb" * 1000)
+
+    manifest = blob_store.add_file(source, progress=modify)
+    stored = blob_store.path(manifest.blob_id).read_bytes()
+    assert manifest == manifest_for(stored)
+    for index in range(manifest.chunk_count):
+        blob_store.read_chunk(manifest.blob_id, index)  # every chunk verifies
+    expected = {
+        "overwrite": original[:MIB] + b"\xaa" * (2 * MIB) + original[3 * MIB :],
+        "truncate": original[: 2 * MIB + 77],
+        "append": original + b"\xbb" * 1000,
+    }[change]
+    assert stored == expected
+
+
+def test_damaged_blob_is_detected_by_read_chunk(tmp_path: Path, blob_store: BlobStore) -> None:
+    """A byte flipped on disk makes read_chunk raise CorruptBlob for that chunk only."""
+    data = blob(2 * CHUNK_SIZE + 10)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    path = blob_store.path(manifest.blob_id)
+    with open(path, "r+b") as f:
+        f.seek(CHUNK_SIZE + 5)
+        f.write(bytes([data[CHUNK_SIZE + 5] ^ 1]))
+    assert blob_store.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
+    with pytest.raises(CorruptBlob, match="chunk 1"):
+        blob_store.read_chunk(manifest.blob_id, 1)
+    with open(path, "r+b") as f:
+        f.truncate(2 * CHUNK_SIZE)  # the short last chunk is gone
+    with pytest.raises(CorruptBlob, match="chunk 2"):
+        blob_store.read_chunk(manifest.blob_id, 2)
+    dest = tmp_path / "out.bin"
+    with pytest.raises(CorruptBlob):
+        blob_store.export_to(manifest.blob_id, dest)
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_missing_blob_and_chunk_raise_not_found(blob_store: BlobStore) -> None:
+    """Unknown blobs and chunk indices past the end raise BlobNotFound; manifest() is None."""
+    unknown = bytes(32)
+    assert not blob_store.has(unknown)
+    assert blob_store.manifest(unknown) is None
+    with pytest.raises(BlobNotFound):
+        blob_store.read_chunk(unknown, 0)
+    with pytest.raises(BlobNotFound):
+        blob_store.manifest_bytes(unknown)
+    manifest = manifest_for(b"x")
+    blob_store.start_download(manifest).write_chunk(0, b"x")
+    with pytest.raises(BlobNotFound, match="not complete"):
+        blob_store.read_chunk(manifest.blob_id, 0)  # partials are not served
+    with pytest.raises(BlobNotFound, match="no chunk 1"):
+        blob_store.read_chunk(manifest.blob_id, 1)
+
+
+@pytest.mark.parametrize("bad_id", [b"", b"../../etc/passwd", bytes(31), bytes(33), "00" * 32])
+def test_blob_ids_are_validated(blob_store: BlobStore, bad_id: object) -> None:
+    """Only a 32-byte id names a file, so nothing from a peer can pick a path."""
+    with pytest.raises(ValueError):
+        blob_store.has(bad_id)  # type: ignore[arg-type]
+
+
+# -- downloads ---------------------------------------------------------------------------------
+
+
+def test_partial_download_resumes_after_restart(tmp_path: Path) -> None:
+    """Chunks written in random order survive a restart (new BlobStore) and complete."""
+    data = blob(10 * CHUNK_SIZE + 1234)
+    manifest = manifest_for(data)
+    pieces = chunks_of(data)
+    order = list(range(manifest.chunk_count))
+    random.Random(3).shuffle(order)
+    first, rest = order[:6], order[6:]
+
+    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
+    partial = blob_store.start_download(manifest)
+    for index in first:
+        assert partial.write_chunk(index, pieces[index])
+    partial.cancel()
+    partial.cancel()  # twice is fine
+    assert blob_store.partial_ids() == [manifest.blob_id]
+    assert not blob_store.has(manifest.blob_id)
+
+    restarted = BlobStore(tmp_path / "blobs", space_margin=0)
+    assert restarted.partial_ids() == [manifest.blob_id]
+    assert restarted.manifest(manifest.blob_id) == manifest
+    resumed = restarted.start_download(manifest)
+    assert sorted(i for i, bit in enumerate(resumed.held) if bit) == sorted(first)
+    assert resumed.held.missing() == sorted(rest)
+    for index in rest:
+        assert resumed.write_chunk(index, pieces[index])
+    final = resumed.complete()
+    assert hashlib.sha256(final.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert restarted.has(manifest.blob_id)
+    assert restarted.partial_ids() == []
+    assert sorted(p.name for p in restarted.root.iterdir()) == [
+        manifest.blob_id.hex(),
+        manifest.blob_id.hex() + ".manifest",
+    ]
+    assert restarted.read_chunk(manifest.blob_id, 10) == pieces[10]
+
+
+def test_crash_keeps_only_durable_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a crash (no cancel), every chunk whose bit was persisted is on disk intact."""
+    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 3)
+    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
+    data = blob(8 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    pieces = chunks_of(data)
+    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
+    partial = blob_store.start_download(manifest)
+    for index in (7, 2, 5, 0, 1):
+        partial.write_chunk(index, pieces[index])
+    # "crash": the process dies without cancel(); only the flush after 3 chunks happened
+    restarted = BlobStore(tmp_path / "blobs", space_margin=0)
+    resumed = restarted.start_download(manifest)
+    held = [i for i, bit in enumerate(resumed.held) if bit]
+    assert held == [2, 5, 7]
+    part = (tmp_path / "blobs" / (manifest.blob_id.hex() + ".part")).read_bytes()
+    for index in held:
+        assert part[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE] == pieces[index]
+    resumed.cancel()
+    partial.discard()
+
+
+def test_write_chunk_refuses_bad_chunk_without_trace(tmp_path: Path, blob_store: BlobStore) -> None:
+    """A chunk that does not verify is not written, not marked, not persisted."""
+    data = blob(3 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    partial = blob_store.start_download(manifest)
+    bitmap_path = blob_store.root / (manifest.blob_id.hex() + ".bitmap")
+    bitmap_before = bitmap_path.read_bytes()
+    bad = bytearray(data[CHUNK_SIZE : 2 * CHUNK_SIZE])
+    bad[100] ^= 0xFF
+    assert partial.write_chunk(1, bytes(bad)) is False
+    assert partial.write_chunk(1, data[:CHUNK_SIZE]) is False  # another chunk's bytes
+    assert partial.write_chunk(1, data[CHUNK_SIZE : 2 * CHUNK_SIZE - 1]) is False  # short
+    assert partial.write_chunk(3, data[:CHUNK_SIZE]) is False  # no such chunk
+    partial.flush()
+    assert partial.held_count == 0
+    assert bitmap_path.read_bytes() == bitmap_before
+    assert partial.path.read_bytes() == bytes(3 * CHUNK_SIZE)
+    with pytest.raises(BlobStoreError, match="3 of 3 chunks missing"):
+        partial.complete()
+    partial.discard()
+
+
+def test_complete_yields_matching_file(tmp_path: Path, blob_store: BlobStore) -> None:
+    """complete() renames the .part into a blob whose SHA-256 is the original's."""
+    data = blob(5 * CHUNK_SIZE - 3)
+    manifest = manifest_for(data)
+    partial = blob_store.start_download(manifest)
+    assert blob_store.start_download(manifest) is partial  # one open download per blob
+    for index, piece in enumerate(chunks_of(data)):
+        assert partial.write_chunk(index, piece)
+    assert partial.write_chunk(0, data[:CHUNK_SIZE])  # a duplicate is harmless
+    assert partial.is_complete
+    final = partial.complete()
+    assert final == blob_store.path(manifest.blob_id)
+    assert hashlib.sha256(final.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    with pytest.raises(BlobStoreError, match="closed"):
+        partial.write_chunk(0, data[:CHUNK_SIZE])
+    with pytest.raises(BlobStoreError, match="already complete"):
+        blob_store.start_download(manifest)
+
+
+def test_empty_blob_download(blob_store: BlobStore) -> None:
+    """A zero-byte blob is complete as soon as it is started."""
+    manifest = manifest_for(b"")
+    partial = blob_store.start_download(manifest)
+    assert partial.is_complete
+    assert partial.complete().read_bytes() == b""
+    assert blob_store.has(manifest.blob_id)
+
+
+def test_discard_removes_the_partial(blob_store: BlobStore) -> None:
+    """discard() deletes .part, .bitmap and the manifest of a blob never completed."""
+    data = blob(2 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    partial = blob_store.start_download(manifest)
+    partial.write_chunk(0, data[:CHUNK_SIZE])
+    partial.discard()
+    partial.discard()
+    assert list(blob_store.root.iterdir()) == []
+    assert blob_store.manifest(manifest.blob_id) is None
+
+
+def test_insufficient_space_for_a_huge_manifest(tmp_path: Path, blob_store: BlobStore) -> None:
+    """A blob bigger than the disk is refused up front with the numbers, creating nothing."""
+    disk = shutil.disk_usage(tmp_path)
+    fake = Manifest(disk.total + CHUNK_SIZE, CHUNK_SIZE, (bytes(32),))
+    big_store = BlobStore(tmp_path / "big", max_blob_size=2**62)
+    with pytest.raises(InsufficientSpace, match="not enough disk space") as exc:
+        big_store.start_download(fake)
+    assert exc.value.needed >= disk.total + CHUNK_SIZE
+    assert exc.value.needed > exc.value.available
+    assert list(big_store.root.iterdir()) == []
+    with pytest.raises(BlobTooLarge):
+        blob_store.start_download(fake)  # the default 4 GiB cap comes first
+
+
+def test_add_file_after_partial_supersedes_it(tmp_path: Path, blob_store: BlobStore) -> None:
+    """Sharing a file whose download was left half done replaces the partial."""
+    data = blob(2 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    partial = blob_store.start_download(manifest)
+    partial.write_chunk(1, data[CHUNK_SIZE:])
+    partial.cancel()
+    blob_store.add_file(write_source(tmp_path, data))
+    assert blob_store.partial_ids() == []
+    assert blob_store.has(manifest.blob_id)
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def test_export_to_refuses_to_overwrite(tmp_path: Path, blob_store: BlobStore) -> None:
+    """export_to copies the blob, refuses an existing path, and overwrites only when told."""
+    data = blob(CHUNK_SIZE + 7)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    dest = tmp_path / "out" / "copy.bin"
+    dest.parent.mkdir()
+    assert blob_store.export_to(manifest.blob_id, dest) == dest
+    assert dest.read_bytes() == data
+    dest.write_bytes(b"mine")
+    with pytest.raises(DestinationExists, match="not overwriting"):
+        blob_store.export_to(manifest.blob_id, dest)
+    assert dest.read_bytes() == b"mine"
+    blob_store.export_to(manifest.blob_id, dest, overwrite=True)
+    assert dest.read_bytes() == data
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["copy.bin"]
+    with pytest.raises(BlobNotFound):
+        blob_store.export_to(bytes(32), tmp_path / "nothing.bin")
+
+
+def test_remove_deletes_a_blob(tmp_path: Path, blob_store: BlobStore) -> None:
+    """remove() deletes the blob and its manifest; has() is then False."""
+    manifest = blob_store.add_file(write_source(tmp_path, b"bye"))
+    assert blob_store.remove(manifest.blob_id)
+    assert not blob_store.has(manifest.blob_id)
+    assert blob_store.manifest(manifest.blob_id) is None
+    assert not blob_store.remove(manifest.blob_id)
+
+
+def test_bitmap_file_is_one_bit_per_chunk(blob_store: BlobStore) -> None:
+    """The persisted bitmap is exactly protocol.blobs.Bitmap's bytes."""
+    data = blob(9 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    partial = blob_store.start_download(manifest)
+    partial.write_chunk(8, data[8 * CHUNK_SIZE :])
+    partial.cancel()
+    raw = (blob_store.root / (manifest.blob_id.hex() + ".bitmap")).read_bytes()
+    expected = Bitmap(9)
+    expected.set(8)
+    assert raw == expected.to_bytes() == b"\x00\x80"
