@@ -156,7 +156,10 @@ def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]
                 start = dt.date.fromisoformat(args.start)
             except ValueError:
                 raise InvalidInput(f"--start must be YYYY-MM-DD, not {args.start!r}") from None
-            record["meetings"] = meeting_dates(start, args.weeks or 6)
+            weeks = 6 if args.weeks is None else args.weeks
+            if not 1 <= weeks <= 52:
+                raise InvalidInput(f"--weeks must be 1-52, not {weeks}")
+            record["meetings"] = meeting_dates(start, weeks)
     if args.facilitator:
         record["facilitators"] = [parse_id(f, "--facilitator") for f in args.facilitator]
     if partial and args.no_capacity:
