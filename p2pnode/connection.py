@@ -103,8 +103,11 @@ class PeerConnection:
         while True:
             if self._closing:
                 raise ConnectionResetError("session closed")
-            if (self._out.qsize() < _OUT_QUEUE_MESSAGES
-                    and self.session.send_credit(time.monotonic()) > 0):
+            # answers to the peer's blob requests are paced by its window, not its rate limit
+            paced = not isinstance(frame, fr.BlobData)
+            if self._out.qsize() < _OUT_QUEUE_MESSAGES and (
+                not paced or self.session.send_credit(time.monotonic()) > 0
+            ):
                 break
             async with self._room:
                 with contextlib.suppress(TimeoutError):
@@ -302,7 +305,8 @@ class PeerConnection:
             entries = await self._ingest.get()
             report = await self.node.ingest_from_peer(self, entries)
             if report.gaps and self.is_open:
-                self.send(fr.Want(tuple(report.gaps.items())))
+                for pairs in fr.split_pairs(report.gaps.items(), fr.MAX_WANT_PAIRS):
+                    self.send(fr.Want(pairs))
             bad = sum(1 for _, reason in report.rejected if "signature" in reason)
             if bad:
                 self.node.peers.penalise(self, f"{bad} entries with bad signatures", 20)

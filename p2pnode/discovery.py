@@ -352,8 +352,17 @@ class Discovery:
         self.net = network_tag(network_key)
         self._properties = txt_properties(node_id, network_key)
         self._interfaces: InterfacesSpec = InterfaceChoice.All if interfaces is None else interfaces
-        if not isinstance(self._interfaces, InterfaceChoice) and not self._interfaces:
-            raise ValueError("interfaces is empty; pass None for all interfaces")
+        if not isinstance(self._interfaces, InterfaceChoice):
+            if not self._interfaces:
+                raise ValueError("interfaces is empty; pass None for all interfaces")
+            for address in self._interfaces:
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise ValueError(
+                        f"interfaces takes IP addresses, not {address!r}: "
+                        "see resolve_interfaces() for names"
+                    ) from None
         self._ip_version = _ip_version_for(self._interfaces, ip_version)
         self._cooperating = cooperating_responders
         #: Where events go when no `on_event` callback was given.
@@ -408,8 +417,8 @@ class Discovery:
             DiscoveryError: the sockets cannot be opened on the chosen interfaces, or there is
                 no address to advertise.
         """
-        if self._started:
-            raise DiscoveryError("Discovery.start() called twice")
+        if self._started or self._closed:
+            raise DiscoveryError("a Discovery starts once, and not after close()")
         self._started = True
         addresses = _advertised_addresses(self._interfaces, self._ip_version)
         if not addresses:
@@ -445,7 +454,7 @@ class Discovery:
             self._closed = True
             tasks = list(self._resolving.values())
             self._resolving.clear()
-            if self._announce is not None and not self._announce.done():
+            if self._announce is not None:
                 tasks.append(self._announce)
             for task in tasks:
                 task.cancel()
@@ -465,6 +474,9 @@ class Discovery:
             except TimeoutError:
                 _log.warning("mDNS shutdown took over %.1f s; closing sockets", _CLOSE_TIMEOUT)
                 aiozc.zeroconf.close()
+            except BaseException:  # cancelled mid-goodbye: still release the sockets
+                aiozc.zeroconf.close()
+                raise
             finally:
                 self._peers.clear()
 
@@ -567,7 +579,10 @@ async def probe_multicast(
     """Ask the network which `SERVICE_TYPE` instances exist (for ``p2pnode doctor``).
 
     Sends mDNS queries on `interfaces` for `timeout` seconds and returns every instance that
-    answered, ours or not, of any network, with its raw TXT decoded for display.
+    answered, ours or not, of any network, with its raw TXT decoded for display. Give it two
+    seconds or more: a responder multicasts a record at most once a second (RFC 6762 §6), so
+    the first query can go unanswered by one that just answered someone else; the second goes
+    out about a second after the first.
     """
     interfaces = InterfaceChoice.All if interfaces is None else interfaces
     aiozc = _open_zeroconf(interfaces, _ip_version_for(interfaces, ip_version))

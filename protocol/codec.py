@@ -16,6 +16,7 @@ import msgpack
 from .errors import MalformedError
 
 MAX_DEPTH = 8
+_CONTAINERS = (list, dict)
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -68,6 +69,8 @@ def unpack_strict(data: bytes, what: str, *, max_size: int, max_depth: int = MAX
 
 def check_depth(obj: Any, what: str, max_depth: int) -> None:
     """Raise `MalformedError` when containers nest deeper than `max_depth` or keys are not str."""
+    if type(obj) is list and not any(type(item) in _CONTAINERS for item in obj):
+        return  # flat arrays (headers, most frame fields): msgpack ints are always in range
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         item, depth = stack.pop()

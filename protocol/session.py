@@ -434,13 +434,19 @@ class Session:
         except _NOISE_ERRORS:
             self._fail("decrypt", "a message failed authentication", True)
             return
-        if not self._take_token(now):
-            self._flooded(now)
-            return
         try:
             frame = decode_frame(plaintext)
         except MalformedError as exc:
+            if not self._take_token(now):
+                self._flooded(now)
+                return
             self._events.append(FrameRejected(exc.reason, exc.field))
+            return
+        # Answers to our own open blob requests are paced by our request window, not by the
+        # peer: they do not count against its frame rate (a 256 MiB file is ~4400 frames).
+        solicited = type(frame) is BlobData and frame.req_id in self._requesting
+        if not solicited and not self._take_token(now):
+            self._flooded(now)
             return
         self._dispatch(frame, now)
 
@@ -467,8 +473,12 @@ class Session:
                 )
             self._requesting.add(frame.req_id)
         elif isinstance(frame, BlobData):
-            if frame.offset + len(frame.data) == frame.total:
-                self._serving.discard(frame.req_id)
+            if frame.req_id in self._serving:
+                # solicited by the peer: exempt from its rate limit (see receive_message)
+                if frame.offset + len(frame.data) == frame.total:
+                    self._serving.discard(frame.req_id)
+                self._send_encoded(data, now, paced=False)
+                return
         elif isinstance(frame, BlobError):
             self._serving.discard(frame.req_id)
         elif isinstance(frame, BlobCancel):
@@ -563,10 +573,11 @@ class Session:
         self._require(action)
         self._state = _TRANSITIONS[self._state][action]
 
-    def _send_encoded(self, data: bytes, now: float) -> None:
+    def _send_encoded(self, data: bytes, now: float, *, paced: bool = True) -> None:
         self._out.append(self._noise.encrypt(data))
-        self._refill_tx(now)
-        self._tx_tokens -= 1.0
+        if paced:
+            self._refill_tx(now)
+            self._tx_tokens -= 1.0
 
     def _refill_tx(self, now: float) -> None:
         elapsed = now - self._tx_time

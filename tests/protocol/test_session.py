@@ -548,6 +548,27 @@ def test_flood_is_rejected_then_closed(direction: str) -> None:
     assert (told.reason, told.detail.split(":")[0]) == ("peer_closed", "flood")
 
 
+@DIRECTIONS
+def test_answers_to_our_own_blob_requests_are_exempt_from_the_rate_limit(direction: str) -> None:
+    """blob_data answering an open request of ours is never rate-limited; unsolicited is."""
+    limits = {"frame_rate": 10.0, "frame_burst": 20.0, "flood_limit": 1000.0}
+    requester, server = oriented(direction, **limits)
+    requester.send_frame(BlobGet(7, b"\x01" * 32, "chunk", 0), 1.0)
+    pump(requester, server, 1.0)
+    assert isinstance(server.events()[0], FrameReceived)
+    pieces = 100
+    for n in range(pieces):
+        server.send_frame(BlobData(7, n * 10, b"x" * 10, pieces * 10), 1.0)
+    assert server.send_credit(1.0) == 10  # serving solicited data spends no credit
+    pump(server, requester, 1.0)
+    events = requester.events()
+    assert all(isinstance(e, FrameReceived) for e in events) and len(events) == pieces
+    for n in range(30):  # the request is complete: more data for it is unsolicited
+        server._send_encoded(encode_frame(BlobData(7, 0, b"y", 1)), 1.0)
+    pump(server, requester, 1.0)
+    assert any(isinstance(e, FrameRejected) and e.flooding for e in requester.events())
+
+
 def test_rate_limit_refills_over_time() -> None:
     """Frames at or under the rate are never rejected, however long it goes on."""
     sender, receiver = oriented("initiator", frame_rate=10.0, frame_burst=5.0, flood_limit=3.0)
