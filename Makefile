@@ -24,6 +24,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/convergence.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,161 @@
+"""Convergence: 30 nodes in one process on loopback, a random graph of degree 3, one circle
+announced; how long until all 30 hold it (median of 10 announcements).
+
+Baseline, measured in the same run: as many sequential loopback WebSocket round trips as the
+graph's hop distance from the announcer to the farthest node (the least a flood could take).
+Target: under 100 ms for 30 nodes. mDNS is off; everything stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiohttp import WSMsgType, web  # noqa: E402
+import aiohttp  # noqa: E402
+
+from p2pnode.events import EntryArrived  # noqa: E402
+from p2pnode.node import Node  # noqa: E402
+
+
+def random_regular_edges(n: int, degree: int, rng: random.Random) -> set[tuple[int, int]]:
+    """A connected graph where every node has about `degree` neighbours."""
+    while True:
+        stubs = [i for i in range(n) for _ in range(degree)]
+        rng.shuffle(stubs)
+        edges = {tuple(sorted(p)) for p in zip(stubs[::2], stubs[1::2], strict=True) if p[0] != p[1]}
+        if _diameter_from(0, n, edges) is not None:
+            return edges
+
+
+def _diameter_from(start: int, n: int, edges) -> int | None:
+    adj = {i: set() for i in range(n)}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    depth = {start: 0}
+    queue = deque([start])
+    while queue:
+        cur = queue.popleft()
+        for nxt in adj[cur]:
+            if nxt not in depth:
+                depth[nxt] = depth[cur] + 1
+                queue.append(nxt)
+    return max(depth.values()) if len(depth) == n else None
+
+
+async def loopback_rtt(samples: int = 200) -> float:
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    times = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"http://127.0.0.1:{port}/") as ws:
+        for _ in range(samples):
+            start = time.perf_counter()
+            await ws.send_bytes(b"x" * 300)
+            await ws.receive()
+            times.append(time.perf_counter() - start)
+    await runner.cleanup()
+    return statistics.median(times)
+
+
+CIRCLE = {
+    "name": "Bench circle", "description": "d",
+    "course": {"title": "c", "format": "course", "topics": [], "language": "en"},
+    "venue": {"name": "Library", "city": "Nairobi", "online": False},
+    "language": "en", "timezone": "UTC", "meeting_time": "18:00", "duration_min": 90,
+    "meetings": ["2027-03-01"],
+}
+
+
+async def run(n: int, degree: int, rounds: int) -> None:
+    rng = random.Random(7)
+    edges = random_regular_edges(n, degree, rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        nodes = [Node(Path(tmp) / f"n{i}", port=0, host="127.0.0.1", mdns=False, control=False)
+                 for i in range(n)]
+        for node in nodes:
+            await node.start()
+        for a, b in edges:
+            nodes[a].peers.add_address("127.0.0.1", nodes[b].port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(len(node.peers.open_connections()) >= 1 for node in nodes) and sum(
+                len(node.peers.open_connections()) for node in nodes
+            ) >= 2 * len(edges):
+                break
+            await asyncio.sleep(0.05)
+        await nodes[0].set_profile("Announcer")
+        await asyncio.sleep(0.5)
+        results = []
+        for r in range(rounds):
+            announcer = r % n
+            if r:
+                await nodes[announcer].set_profile(f"Announcer {r}")
+                await asyncio.sleep(0.3)
+            arrived: dict[int, float] = {}
+            done = asyncio.Event()
+
+            async def watch(i: int, node: Node) -> None:
+                async for event in node.events():
+                    if isinstance(event, EntryArrived) and event.kind == "circle":
+                        arrived[i] = time.perf_counter()
+                        if len(arrived) == n:
+                            done.set()
+                        return
+
+            watchers = [asyncio.create_task(watch(i, node)) for i, node in enumerate(nodes)]
+            await asyncio.sleep(0)
+            start = time.perf_counter()
+            await nodes[announcer].announce_circle({**CIRCLE, "name": f"Bench circle {r}"})
+            await asyncio.wait_for(done.wait(), 30)
+            results.append(max(arrived.values()) - start)
+            for w in watchers:
+                w.cancel()
+        hops = _diameter_from(0, n, edges)
+        for node in nodes:
+            await node.close()
+    rtt = await loopback_rtt()
+    median = statistics.median(results)
+    baseline = hops * rtt
+    print(f"graph: {n} nodes, {len(edges)} edges (degree ~{degree}), {hops} hops from node 0")
+    print(f"loopback WebSocket round trip:   {rtt * 1000:.3f} ms (median of 200)")
+    print(f"baseline: {hops} sequential round trips = {baseline * 1000:.2f} ms")
+    print(f"convergence, median of {rounds}:     {median * 1000:.1f} ms "
+          f"(min {min(results) * 1000:.1f}, max {max(results) * 1000:.1f})")
+    print(f"ratio to baseline:               {median / baseline:.1f}x")
+    print(f"target < 100 ms:                 {'met' if median < 0.1 else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=30)
+    parser.add_argument("--degree", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(run(args.nodes, args.degree, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
