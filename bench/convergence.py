@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp import WSMsgType, web  # noqa: E402
-import aiohttp  # noqa: E402
+import aiohttp
+from aiohttp import WSMsgType, web
 
-from p2pnode.events import EntryArrived  # noqa: E402
-from p2pnode.node import Node  # noqa: E402
+from p2pnode.events import EntryArrived
+from p2pnode.node import Node
 
 
 def random_regular_edges(n: int, degree: int, rng: random.Random) -> set[tuple[int, int]]:
@@ -32,7 +32,8 @@ def random_regular_edges(n: int, degree: int, rng: random.Random) -> set[tuple[i
     while True:
         stubs = [i for i in range(n) for _ in range(degree)]
         rng.shuffle(stubs)
-        edges = {tuple(sorted(p)) for p in zip(stubs[::2], stubs[1::2], strict=True) if p[0] != p[1]}
+        pairs = zip(stubs[::2], stubs[1::2], strict=True)
+        edges = {tuple(sorted(p)) for p in pairs if p[0] != p[1]}
         if _diameter_from(0, n, edges) is not None:
             return edges
 
@@ -70,7 +71,8 @@ async def loopback_rtt(samples: int = 200) -> float:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     times = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(f"http://127.0.0.1:{port}/") as ws:
+    url = f"http://127.0.0.1:{port}/"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         for _ in range(samples):
             start = time.perf_counter()
             await ws.send_bytes(b"x" * 300)
@@ -117,7 +119,7 @@ async def run(n: int, degree: int, rounds: int) -> None:
             arrived: dict[int, float] = {}
             done = asyncio.Event()
 
-            async def watch(i: int, node: Node) -> None:
+            async def watch(i: int, node: Node, arrived=arrived, done=done) -> None:
                 async for event in node.events():
                     if isinstance(event, EntryArrived) and event.kind == "circle":
                         arrived[i] = time.perf_counter()

@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import make_feeds, write_export  # noqa: E402
+from workload import make_feeds, write_export
 
-from p2pnode.exchange import import_entries  # noqa: E402
-from p2pnode.store import Store  # noqa: E402
+from p2pnode.exchange import import_entries
+from p2pnode.store import Store
 
 
 def verify_rate(entries, threads: int) -> float:

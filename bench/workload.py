@@ -7,6 +7,7 @@ to circles announced earlier (by anyone), as learning-circle traffic does.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 from pathlib import Path
@@ -15,8 +16,6 @@ from protocol.codec import pack
 from protocol.entry import Entry, create_entry
 from protocol.identity import Identity, SealingKey
 from protocol.records import meeting_dates, validate_record
-
-import datetime as dt
 
 _BASE_MS = 1_790_000_000_000
 _KINDS = (

@@ -77,7 +77,7 @@ def _resolve_entry(home: Home, text: str, table: str = "entries", column: str = 
         return parse_id(text, "entry")
     matches = [
         row[0]
-        for row in home.store.conn.execute(f"SELECT {column} FROM {table}")  # noqa: S608
+        for row in home.store.conn.execute(f"SELECT {column} FROM {table}")
         if node_id_text(row[0]).startswith(text)
     ]
     if len(matches) != 1:

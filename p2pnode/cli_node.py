@@ -141,7 +141,7 @@ def _probe_endpoint(port: int) -> tuple[bool, str]:
     except OSError as exc:
         return False, f"nothing answers on 127.0.0.1:{port} ({exc.strerror or exc})"
     ok = b"426" in answer.split(b"\r\n", 1)[0]
-    return ok, ("the peer endpoint answers on 127.0.0.1:%d" % port if ok
+    return ok, (f"the peer endpoint answers on 127.0.0.1:{port}" if ok
                 else f"something else answers on port {port}")
 
 
@@ -206,7 +206,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 continue
             try:
                 seen = asyncio.run(probe_multicast(addresses, timeout=args.timeout))
-            except Exception as exc:  # noqa: BLE001 - report, don't crash the doctor
+            except Exception as exc:
                 check(f"mdns {name}", False, f"cannot use multicast: {exc}",
                       "the interface may not support multicast (some VPNs and guest Wi-Fi"
                       " networks block it); add peers by address with --peer HOST:PORT")

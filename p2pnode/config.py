@@ -5,16 +5,18 @@ The home defaults to the platform's user data dir (`platformdirs`), or `$P2PNODE
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import platformdirs
 
+from protocol.session import OPEN_NETWORK_KEY, network_id
+
+__all__ = ["DEFAULT_PORT", "OPEN_NETWORK_KEY", "default_home", "load_network_key", "network_id"]
+
 from .errors import HomeError
 
 DEFAULT_PORT = 7654
-OPEN_NETWORK_KEY = hashlib.sha256(b"p2pu-open-network-v1").digest()
 
 IDENTITY_FILE = "identity.key"
 SEALING_KEY_FILE = "enc.key"
@@ -28,11 +30,6 @@ TOKEN_FILE = "control.token"
 def default_home() -> Path:
     env = os.environ.get("P2PNODE_HOME")
     return Path(env) if env else Path(platformdirs.user_data_dir("p2pnode", appauthor=False))
-
-
-def network_id(network_key: bytes) -> str:
-    """The public name of a network: first 8 hex digits of SHA-256(key), as advertised in mDNS."""
-    return hashlib.sha256(network_key).hexdigest()[:8]
 
 
 def load_network_key(path: Path | None) -> bytes:

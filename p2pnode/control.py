@@ -46,7 +46,7 @@ def request(home: Path, method: str, path: str, payload: Any = None,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(req, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -64,6 +64,6 @@ def notify_new_entries(home: Path) -> bool:
     """Tell the running node (if any) to push what the CLI just wrote. Never raises."""
     try:
         request(home, "POST", "/v1/refresh", {}, timeout=_NOTIFY_TIMEOUT)
-    except Exception:  # noqa: BLE001 - the node also notices new rows on its own
+    except Exception:
         return False
     return True

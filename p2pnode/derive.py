@@ -6,8 +6,8 @@ and their authorised changes (`refresh_circle`) once per transaction, for each c
 
 Authority rules (DESIGN.md "Records"): anyone may join, RSVP or give feedback; only the circle's
 author and its current facilitators may update or cancel it, accept joins, or write meeting notes.
-Changes are applied in (timestamp, entry id) order; a change by someone without authority at that
-point is kept in the log but has no effect. Records may arrive before the circle they refer to:
+Changes are applied in (timestamp, seq, entry id) order; a change by someone without authority at
+that point is kept in the log but has no effect. Records may arrive before the circle they refer to:
 they are stored by circle id and count once the circle arrives.
 """
 
@@ -300,8 +300,9 @@ def refresh_circle(conn: sqlite3.Connection, circle_id: bytes) -> None:
         return
     author, created_ms, base_bytes = row
     changes = conn.execute(
-        "SELECT author, kind, body, timestamp_ms FROM circle_changes WHERE circle = ?"
-        " ORDER BY timestamp_ms, entry_id",
+        "SELECT c.author, c.kind, c.body, c.timestamp_ms FROM circle_changes c"
+        " JOIN entries e ON e.id = c.entry_id"  # seq breaks ties within one feed
+        " WHERE c.circle = ? ORDER BY c.timestamp_ms, e.seq, c.entry_id",
         (circle_id,),
     ).fetchall()
     state, cancelled, reason, rescheduled = merge_circle(

@@ -101,7 +101,7 @@ def import_entries(
     """
     report = ImportReport()
     try:
-        handle = Path(path).open("rb")
+        handle = Path(path).open("rb")  # noqa: SIM115 - closed by the `with` below
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     with handle:
@@ -133,6 +133,13 @@ def import_entries(
             try:
                 obj = next(unpacker)
             except StopIteration:
+                # msgpack stops quietly at the end of the data, even in the middle of an object
+                leftover = os.fstat(handle.fileno()).st_size - unpacker.tell()
+                if leftover > 0:
+                    report.truncated = (
+                        f"the file is truncated after entry {position}: it ends with"
+                        f" {leftover} bytes of an incomplete entry"
+                    )
                 break
             except (ValueError, TypeError, msgpack.UnpackException, MalformedError) as exc:
                 report.truncated = (

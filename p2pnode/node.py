@@ -260,7 +260,7 @@ class Node:
 
     # -- identity --------------------------------------------------------------------------
     @property
-    def identity(self):  # noqa: ANN201 - protocol.identity.Identity
+    def identity(self):
         if self.home is None:
             raise NotRunning("the node has not been started")
         return self.home.identity

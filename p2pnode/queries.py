@@ -7,6 +7,7 @@ Every function takes the store's connection and the current time (`now_ms`), so 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -83,7 +84,8 @@ def _members(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, by
         for join_id, accepted in conn.execute(
             "SELECT a.join_id, a.accepted FROM join_accepts a"
             " JOIN circle_facilitators f ON f.circle = a.circle AND f.node_id = a.author"
-            " WHERE a.circle = ? ORDER BY a.timestamp_ms, a.entry_id",
+            " JOIN entries e ON e.id = a.entry_id"  # seq breaks ties within one feed
+            " WHERE a.circle = ? ORDER BY a.timestamp_ms, e.seq, a.entry_id",
             (circle_id,),
         )
     }
@@ -296,8 +298,6 @@ def profile(conn: sqlite3.Connection, node_id: bytes) -> dict[str, Any] | None:
     ).fetchone()
     if row is None:
         return None
-    import json
-
     return {"name": row[0], "bio": row[1], "languages": json.loads(row[2] or "[]"),
             "enc_key": row[3]}
 

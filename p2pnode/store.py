@@ -16,6 +16,7 @@ The store is synchronous and not thread-safe by itself; the node drives it from 
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -394,9 +395,8 @@ class Store:
         for start in range(0, len(ids), _ID_QUERY_CHUNK):
             chunk = ids[start : start + _ID_QUERY_CHUNK]
             marks = ",".join("?" * len(chunk))
-            held.update(
-                r[0] for r in self._conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
-            )
+            rows = self._conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
+            held.update(r[0] for r in rows)
         return held
 
     def _circle_expired(self, body: dict[str, Any], now_ms: int) -> bool:
@@ -468,7 +468,5 @@ def _entry_from_row(row: Sequence[Any]) -> Entry:
 
 
 def _cutoff_date(now_ms: int) -> str:
-    import datetime as dt
-
     today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
     return (today - dt.timedelta(days=RETENTION_DAYS)).isoformat()

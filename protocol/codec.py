@@ -17,8 +17,6 @@ from .errors import MalformedError
 
 MAX_DEPTH = 8
 _CONTAINERS = (list, dict)
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -68,9 +66,12 @@ def unpack_strict(data: bytes, what: str, *, max_size: int, max_depth: int = MAX
 
 
 def check_depth(obj: Any, what: str, max_depth: int) -> None:
-    """Raise `MalformedError` when containers nest deeper than `max_depth` or keys are not str."""
+    """Raise `MalformedError` when containers nest deeper than `max_depth` or keys are not str.
+
+    (msgpack itself only encodes integers in the signed/unsigned 64-bit range.)
+    """
     if type(obj) is list and not any(type(item) in _CONTAINERS for item in obj):
-        return  # flat arrays (headers, most frame fields): msgpack ints are always in range
+        return  # flat arrays (headers, most frame fields): nothing nested to check
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         item, depth = stack.pop()
@@ -85,9 +86,6 @@ def check_depth(obj: Any, what: str, max_depth: int) -> None:
                 if not isinstance(key, str):
                     raise MalformedError("map keys must be strings", what)
                 stack.append((value, depth + 1))
-        elif isinstance(item, int) and not isinstance(item, bool):
-            if not _INT_MIN <= item <= _INT_MAX:
-                raise MalformedError("integer out of the 64-bit range", what)
 
 
 def pack(obj: Any) -> bytes:
