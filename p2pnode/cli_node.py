@@ -31,7 +31,7 @@ EXIT_OK, EXIT_ERROR = 0, 1
 
 def _configure_logging(home: Path, verbose: bool) -> None:
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler = logging.handlers.RotatingFileHandler(
         home / config.LOG_FILE, maxBytes=2_000_000, backupCount=3
     )

@@ -84,6 +84,8 @@ class PeerConnection:
         self._ingest: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(_INGEST_QUEUE_BATCHES)
         self._opened = asyncio.Event()
         self._done = asyncio.Event()
+        #: set when `run` has returned and the connection has left the peer manager
+        self.finished = asyncio.Event()
         self._closing = False
 
     # -- public ----------------------------------------------------------------------------
@@ -165,6 +167,7 @@ class PeerConnection:
                 await self.ws.close()
             if self.peer_id is not None:
                 self.node.peers.unregister(self)
+            self.finished.set()
 
     async def _guard(self, name: str, job: Callable[[], Any]) -> None:
         """Run one of the connection's tasks; whatever ends it ends the connection."""
@@ -191,6 +194,9 @@ class PeerConnection:
             elif msg.type in (aiohttp.WSMsgType.TEXT,):
                 self.node.peers.penalise(self, "text message", 10)
             elif msg.type == aiohttp.WSMsgType.ERROR:
+                if isinstance(msg.data, aiohttp.WebSocketError):
+                    # the peer broke the WebSocket rules, e.g. a message over max_ws_message()
+                    self.node.peers.penalise(self, f"websocket: {msg.data}", 20)
                 self.close_reason = self.close_reason or "transport_error"
                 return
             else:  # CLOSE, CLOSING, CLOSED

@@ -217,14 +217,18 @@ class Node:
             with contextlib.suppress(BaseException):
                 await task
         if self.discovery is not None:
+            log.debug("closing: discovery")
             with contextlib.suppress(Exception):
                 await self.discovery.close()
+        log.debug("closing: peers")
         await self.peers.close()
         if self.blobs is not None:
             await self.blobs.close()
         for runner in reversed(self._runners):
+            log.debug("closing: server")
             with contextlib.suppress(Exception):
                 await runner.cleanup()
+        log.debug("closing: store")
         if self.serve_control and self._lock_fd is not None:
             for name in (config.CONTROL_FILE, config.TOKEN_FILE):
                 (self.home_path / name).unlink(missing_ok=True)
@@ -449,8 +453,9 @@ class Node:
     async def fetch_progress(self, blob_id: bytes, output: str | None
                              ) -> AsyncIterator[dict[str, Any]]:
         """Download a resource; yields progress dicts, the last one with `done` or `error`."""
-        async for update in self.blobs.fetch(blob_id, output):
-            yield update
+        async with contextlib.aclosing(self.blobs.fetch(blob_id, output)) as updates:
+            async for update in updates:
+                yield update
 
     def __repr__(self) -> str:
         who = node_id_text(self.home.identity.node_id)[:8] if self.home else "?"

@@ -183,12 +183,13 @@ class PeerManager:
     async def _dial_loop(self, targets: list[str], node_id: bytes | None, how: str) -> None:
         delay = _RETRY_MIN
         while not self._closed:
-            if node_id is not None and (self.banned(node_id) or node_id in self.connections):
-                existing = self.connections.get(node_id)
-                if existing is not None:
-                    await existing._done.wait()
-                else:
-                    await asyncio.sleep(_RETRY_MAX)
+            existing = self.connections.get(node_id) if node_id is not None else None
+            if existing is not None:
+                await existing.finished.wait()  # set once it has left `connections`
+                await asyncio.sleep(_RETRY_MIN * random.uniform(0.8, 1.2))
+                continue
+            if node_id is not None and self.banned(node_id):
+                await asyncio.sleep(self.records[node_id].banned_until - time.monotonic())
                 continue
             started = time.monotonic()
             for target in targets:
@@ -196,9 +197,15 @@ class PeerManager:
                 if conn is None:
                     continue
                 await conn.run()
+                if conn.peer_id is None:  # the handshake failed: let `p2pnode peers` say why
+                    message = (f"handshake with {target} failed ({conn.close_reason}): another"
+                               " network key, another node than announced, or not a p2pnode peer")
+                    self._address_errors[target] = message
+                    if node_id is not None:
+                        self.record(node_id).last_error = message
                 other = self.connections.get(conn.peer_id) if conn.peer_id else None
                 if other is not None and other is not conn:
-                    await other._done.wait()  # lost a duplicate race: the other one serves
+                    await other.finished.wait()  # lost a duplicate race: the other one serves
                 break
             if time.monotonic() - started > _STABLE_AFTER:
                 delay = _RETRY_MIN
