@@ -487,7 +487,7 @@ def cmd_import(args: argparse.Namespace, home: Home) -> int:
         if report.rejected > 10:
             print(f"  … and {report.rejected - 10} more")
         if report.truncated:
-            print(f"  warning: {report.truncated}")
+            print(f"p2pnode: error: {report.truncated}", file=sys.stderr)
     return EXIT_OK if not report.truncated else EXIT_ERROR
 
 
@@ -560,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
     json_flag(command("id", cmd_id, "show this node's id and fingerprint"))
     p = command("profile", cmd_profile, "publish your display name")
+    p.set_defaults(creates_home=True)
     p.add_argument("--name", required=True)
     p.add_argument("--bio")
     p.add_argument("--language", action="append", help="a language you speak (repeatable)")
@@ -681,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_init(args)
         if getattr(args, "needs_home", True) is False:
             return args.func(args)
-        with Home.open(args.home, create=True) as home:
+        with Home.open(args.home, create=getattr(args, "creates_home", False)) as home:
             return args.func(args, home)
     except _UsageError as exc:
         print(f"p2pnode: {exc}", file=sys.stderr)

@@ -6,8 +6,9 @@ and their authorised changes (`refresh_circle`) once per transaction, for each c
 
 Authority rules (DESIGN.md "Records"): anyone may join, RSVP or give feedback; only the circle's
 author and its current facilitators may update or cancel it, accept joins, or write meeting notes.
-Changes are applied in (timestamp, seq, entry id) order; a change by someone without authority at
-that point is kept in the log but has no effect. Records may arrive before the circle they refer to:
+Changes are applied in timestamp order across authors and in seq order within a feed (see
+`_ordered_changes`); a change by someone without authority at that point is kept in the log but
+has no effect. Records may arrive before the circle they refer to:
 they are stored by circle id and count once the circle arrives.
 """
 
@@ -285,6 +286,24 @@ def merge_circle(
     return state, cancelled, reason, rescheduled
 
 
+def _ordered_changes(rows: list[tuple]) -> list[tuple[bytes, str, bytes, int]]:
+    """(author, kind, body, timestamp) in apply order, from rows sorted by (author, seq).
+
+    Across authors, changes apply in timestamp order; within one feed, in seq order even when
+    the author's clock went backwards: a change's effective time is the latest timestamp of its
+    feed up to it. Ties are broken by author and seq, so every node applies the same order.
+    """
+    keyed = []
+    last_author, running = None, 0
+    for author, kind, body, timestamp_ms, seq, _entry_id in rows:
+        if author != last_author:
+            last_author, running = author, timestamp_ms
+        running = max(running, timestamp_ms)
+        keyed.append(((running, author, seq), (author, kind, body, timestamp_ms)))
+    keyed.sort(key=lambda pair: pair[0])
+    return [change for _, change in keyed]
+
+
 def refresh_circle(conn: sqlite3.Connection, circle_id: bytes) -> None:
     """Rebuild one circle's row, topics, facilitators and search text from the log."""
     row = conn.execute(
@@ -299,12 +318,12 @@ def refresh_circle(conn: sqlite3.Connection, circle_id: bytes) -> None:
         conn.execute("DELETE FROM circles WHERE id = ?", (circle_id,))
         return
     author, created_ms, base_bytes = row
-    changes = conn.execute(
-        "SELECT c.author, c.kind, c.body, c.timestamp_ms FROM circle_changes c"
-        " JOIN entries e ON e.id = c.entry_id"  # seq breaks ties within one feed
-        " WHERE c.circle = ? ORDER BY c.timestamp_ms, e.seq, c.entry_id",
+    changes = _ordered_changes(conn.execute(
+        "SELECT c.author, c.kind, c.body, c.timestamp_ms, e.seq, c.entry_id"
+        " FROM circle_changes c JOIN entries e ON e.id = c.entry_id"
+        " WHERE c.circle = ? ORDER BY c.author, e.seq",
         (circle_id,),
-    ).fetchall()
+    ).fetchall())
     state, cancelled, reason, rescheduled = merge_circle(
         author, unpack(base_bytes), [(a, k, unpack(b)) for a, k, b, _ in changes]
     )

@@ -46,6 +46,8 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from protocol.errors import MalformedError
 from protocol.identity import NODE_ID_SIZE, fingerprint, node_id_text, parse_id
 
+from .errors import NodeError
+
 _log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_p2pu._tcp.local."
@@ -71,7 +73,7 @@ _DNS_CLASS_IN = 1
 InterfacesSpec = Sequence[str] | InterfaceChoice
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(NodeError):
     """Base of the errors this module raises."""
 
 

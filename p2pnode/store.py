@@ -245,6 +245,7 @@ class Store:
         with self._lock:
             held = self._held_ids([e.id for e in batch])
             by_author: dict[bytes, dict[int, Entry]] = {}
+            rivals: list[Entry] = []
             seen: set[bytes] = set()
             for entry in batch:
                 if entry.id in held or entry.id in seen:
@@ -253,8 +254,9 @@ class Store:
                 seen.add(entry.id)
                 run = by_author.setdefault(entry.header.author, {})
                 if entry.header.seq in run:
-                    # two different entries for one seq in one batch: the second is fork proof
-                    self._reject(report, entry, "second entry for the same seq in one batch")
+                    # two different entries for one seq in one batch: the second is fork proof,
+                    # recorded once the first has been taken (if it is authentic)
+                    rivals.append(entry)
                     continue
                 run[entry.header.seq] = entry
             try:
@@ -264,6 +266,17 @@ class Store:
                     for author, run in by_author.items():
                         ordered = [run[s] for s in sorted(run)]
                         self._ingest_run(author, ordered, now_ms, report, dirty)
+                    for rival in rivals:
+                        held = self._conn.execute(
+                            "SELECT 1 FROM entries WHERE author = ? AND seq = ?",
+                            (rival.header.author, rival.header.seq),
+                        ).fetchone()
+                        if not rival.signature_valid():
+                            self._reject(report, rival, "signature does not verify")
+                        elif held:
+                            self._record_fork(rival, report)
+                        else:
+                            self._reject(report, rival, "another entry for this seq came first")
                     for circle_id in dirty:
                         derive.refresh_circle(self._conn, circle_id)
                     self._conn.execute("COMMIT")

@@ -60,7 +60,8 @@ def unpack_strict(data: bytes, what: str, *, max_size: int, max_depth: int = MAX
     except UnicodeDecodeError:
         raise MalformedError("a string is not valid UTF-8", what) from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise MalformedError(f"not valid msgpack ({type(exc).__name__})", what) from None
+        detail = str(exc) if isinstance(exc, ValueError) and str(exc) else type(exc).__name__
+        raise MalformedError(f"not valid msgpack ({detail[:80]})", what) from None
     check_depth(obj, what, max_depth)
     return obj
 

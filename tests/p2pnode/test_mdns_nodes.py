@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Bridge, Host, child_env, netns_unavailable_reason
+from netns import Bridge, Host, child_env, netns_unavailable_reason
 
 pytestmark = pytest.mark.skipif(
     netns_unavailable_reason() is not None, reason=netns_unavailable_reason() or ""
