@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from netns import Bridge, Host, child_env, netns_unavailable_reason
 
 pytestmark = pytest.mark.skipif(

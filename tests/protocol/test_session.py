@@ -563,7 +563,7 @@ def test_answers_to_our_own_blob_requests_are_exempt_from_the_rate_limit(directi
     pump(server, requester, 1.0)
     events = requester.events()
     assert all(isinstance(e, FrameReceived) for e in events) and len(events) == pieces
-    for n in range(30):  # the request is complete: more data for it is unsolicited
+    for _ in range(30):  # the request is complete: more data for it is unsolicited
         server._send_encoded(encode_frame(BlobData(7, 0, b"y", 1)), 1.0)
     pump(server, requester, 1.0)
     assert any(isinstance(e, FrameRejected) and e.flooding for e in requester.events())
