@@ -23,21 +23,8 @@ import msgpack
 
 from protocol.codec import pack
 from protocol.entry import Entry
+from protocol.records import UPDATABLE_CIRCLE_FIELDS
 
-CIRCLE_FIELDS = (
-    "name",
-    "description",
-    "course",
-    "venue",
-    "language",
-    "timezone",
-    "meeting_time",
-    "duration_min",
-    "meetings",
-    "signup_limit",
-    "signup_question",
-    "facilitators",
-)
 _CIRCLE_KINDS = ("circle.update", "circle.cancel")
 
 
@@ -274,7 +261,7 @@ def merge_circle(
         if kind == "circle.cancel":
             cancelled, reason = True, body.get("reason")
             continue
-        for field in CIRCLE_FIELDS:
+        for field in UPDATABLE_CIRCLE_FIELDS:
             if field not in body:
                 continue
             if body[field] is None:

@@ -16,6 +16,7 @@ The store is synchronous and not thread-safe by itself; the node drives it from 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
@@ -196,6 +197,27 @@ class Store:
             last = (rows[-1][0], rows[-1][1])
 
     # -- writing ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[set[bytes]]:
+        """One write transaction under the write lock; yields the set of circles to rebuild.
+
+        Everything in it commits together, durably, or nothing does.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    dirty: set[bytes] = set()
+                    yield dirty
+                    for circle_id in dirty:
+                        derive.refresh_circle(self._conn, circle_id)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"could not {what}: {exc}") from exc
+
     def append(
         self, identity: Identity, kind: str, body: dict[str, Any], *, now_ms: int
     ) -> Entry:
@@ -206,27 +228,15 @@ class Store:
             StorageError: the database could not be written.
         """
         validate_record(kind, body)
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    row = self._conn.execute(
-                        "SELECT seq, head FROM feeds WHERE author = ?", (identity.node_id,)
-                    ).fetchone()
-                    seq, prev = (row[0] + 1, row[1]) if row else (1, None)
-                    entry = create_entry(
-                        identity, seq=seq, prev=prev, timestamp_ms=now_ms, kind=kind, body=body
-                    )
-                    dirty: set[bytes] = set()
-                    self._insert(entry, body, dirty)
-                    for circle_id in dirty:
-                        derive.refresh_circle(self._conn, circle_id)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StorageError(f"could not write the entry: {exc}") from exc
+        with self._transaction("write the entry") as dirty:
+            row = self._conn.execute(
+                "SELECT seq, head FROM feeds WHERE author = ?", (identity.node_id,)
+            ).fetchone()
+            seq, prev = (row[0] + 1, row[1]) if row else (1, None)
+            entry = create_entry(
+                identity, seq=seq, prev=prev, timestamp_ms=now_ms, kind=kind, body=body
+            )
+            self._insert(entry, body, dirty)
         return entry
 
     def ingest(self, entries: Iterable[Entry], *, now_ms: int) -> IngestReport:
@@ -242,7 +252,9 @@ class Store:
         batch = list(entries)
         if not batch:
             return report
-        with self._lock:
+        # The duplicate check runs inside the write transaction: another process on this home
+        # (a CLI import) may have stored some of these entries a moment ago.
+        with self._transaction("store received entries") as dirty:
             held = self._held_ids([e.id for e in batch])
             by_author: dict[bytes, dict[int, Entry]] = {}
             rivals: list[Entry] = []
@@ -259,33 +271,24 @@ class Store:
                     rivals.append(entry)
                     continue
                 run[entry.header.seq] = entry
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    dirty: set[bytes] = set()
-                    for author, run in by_author.items():
-                        ordered = [run[s] for s in sorted(run)]
-                        self._ingest_run(author, ordered, now_ms, report, dirty)
-                    for rival in rivals:
-                        held = self._conn.execute(
-                            "SELECT 1 FROM entries WHERE author = ? AND seq = ?",
-                            (rival.header.author, rival.header.seq),
-                        ).fetchone()
-                        if not rival.signature_valid():
-                            self._reject(report, rival, "signature does not verify")
-                        elif held:
-                            self._record_fork(rival, report)
-                        else:
-                            self._reject(report, rival, "another entry for this seq came first")
-                    for circle_id in dirty:
-                        derive.refresh_circle(self._conn, circle_id)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StorageError(f"could not store received entries: {exc}") from exc
+            for author, run in by_author.items():
+                self._ingest_run(author, [run[seq] for seq in sorted(run)], now_ms, report, dirty)
+            for rival in rivals:
+                self._take_rival(rival, report)
         return report
+
+    def _take_rival(self, rival: Entry, report: IngestReport) -> None:
+        """A second entry for a seq in the same batch: fork proof if authentic and the seq held."""
+        held = self._conn.execute(
+            "SELECT 1 FROM entries WHERE author = ? AND seq = ?",
+            (rival.header.author, rival.header.seq),
+        ).fetchone()
+        if not rival.signature_valid():
+            self._reject(report, rival, "signature does not verify")
+        elif held:
+            self._record_fork(rival, report)
+        else:
+            self._reject(report, rival, "another entry for this seq came first")
 
     def _ingest_run(
         self,
@@ -426,32 +429,26 @@ class Store:
             How many bodies were dropped.
         """
         cutoff = _cutoff_date(now_ms)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                old = [r[0] for r in self._conn.execute(
-                    "SELECT id FROM circles WHERE end_date < ?", (cutoff,))]
-                dropped = 0
-                for circle_id in old:
-                    for table in ("joins", "rsvps", "feedback"):
-                        ids = [r[0] for r in self._conn.execute(
-                            f"SELECT entry_id FROM {table} WHERE circle = ?", (circle_id,))]
-                        for entry_id in ids:
-                            dropped += self._conn.execute(
-                                "UPDATE entries SET body = NULL WHERE id = ? AND body IS NOT NULL",
-                                (entry_id,),
-                            ).rowcount
-                    self._conn.execute("DELETE FROM joins WHERE circle = ?", (circle_id,))
-                    self._conn.execute("DELETE FROM rsvps WHERE circle = ?", (circle_id,))
-                    # ratings stay (course ratings are aggregated); who gave them and why do not
-                    self._conn.execute(
-                        "UPDATE feedback SET author = NULL, body = NULL WHERE circle = ?",
-                        (circle_id,),
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        dropped = 0
+        with self._transaction("drop expired personal records"):
+            old = [r[0] for r in self._conn.execute(
+                "SELECT id FROM circles WHERE end_date < ?", (cutoff,))]
+            for circle_id in old:
+                for table in ("joins", "rsvps", "feedback"):
+                    ids = [r[0] for r in self._conn.execute(
+                        f"SELECT entry_id FROM {table} WHERE circle = ?", (circle_id,))]
+                    for entry_id in ids:
+                        dropped += self._conn.execute(
+                            "UPDATE entries SET body = NULL WHERE id = ? AND body IS NOT NULL",
+                            (entry_id,),
+                        ).rowcount
+                self._conn.execute("DELETE FROM joins WHERE circle = ?", (circle_id,))
+                self._conn.execute("DELETE FROM rsvps WHERE circle = ?", (circle_id,))
+                # ratings stay (course ratings are aggregated); who gave them and why do not
+                self._conn.execute(
+                    "UPDATE feedback SET author = NULL, body = NULL WHERE circle = ?",
+                    (circle_id,),
+                )
         return dropped
 
     # -- peers -----------------------------------------------------------------------------

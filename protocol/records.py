@@ -447,6 +447,8 @@ _CIRCLE_FIELDS: dict[str, Checker] = {
 #: In an update, nil for these means "remove": the circle no longer has a limit / a question.
 _REMOVABLE = ("signup_limit", "signup_question")
 _UPDATABLE = tuple(name.removesuffix("?") for name in _CIRCLE_FIELDS)
+#: The circle fields a `circle.update` may change (public: views apply updates field by field).
+UPDATABLE_CIRCLE_FIELDS: tuple[str, ...] = _UPDATABLE
 
 _CIRCLE_UPDATE_FIELDS: dict[str, Checker] = {"circle": _id} | {
     name.removesuffix("?") + "?": (
