@@ -347,7 +347,11 @@ class Node:
         if self.home is None or not self.home.recovery_pending:
             return
         held_there = conn.replication.peer_clock.get(self.node_id, 0)
-        if held_there <= self._clock.get(self.node_id, 0):
+        if held_there == 0:
+            # This peer never saw our feed: that proves nothing (another may hold it). Only a
+            # peer holding it, or the user (`p2pnode recover --none`), ends the recovery.
+            log.info("%s holds none of our earlier entries; still recovering", conn.label)
+        elif held_there <= self._clock.get(self.node_id, 0):
             self._finish_recovery()
         else:
             self._recovery_target = max(self._recovery_target or 0, held_there)

@@ -186,7 +186,8 @@ def list_circles(
     summaries = [_summary(conn, row, people, now_ms) for row in conn.execute(sql, (*args, limit))]
     if not include_past:
         summaries = [s for s in summaries if s.status in ("upcoming", "running")]
-    summaries.sort(key=lambda s: (s.next_meeting is None, s.next_meeting or "", s.start_date))
+    summaries.sort(key=lambda s: (s.next_meeting is None, s.next_meeting or "", s.start_date,
+                                  s.id))
     return summaries
 
 
