@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _RETRY_MIN = 0.5
 _RETRY_MAX = 60.0
 _STABLE_AFTER = 30.0
+_FORGET_AFTER = 600.0
 _DIAL_TIMEOUT = 5.0
 _BAN_SCORE = -50.0
 _BAN_SECONDS = 600.0
@@ -63,6 +64,7 @@ class PeerManager:
         self._address_errors: dict[str, str] = {}
         self._pending: set[PeerConnection] = set()
         self._dialers: dict[object, asyncio.Task[None]] = {}
+        self._targets: dict[bytes, list[str]] = {}
         self._serving: set[asyncio.Task[None]] = set()
         self._client: aiohttp.ClientSession | None = None
         self._closed = False
@@ -167,9 +169,10 @@ class PeerManager:
         rec.addresses = tuple(addresses)
         rec.how = "mdns" if rec.how == "incoming" else rec.how
         key = ("id", node_id)
+        targets = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
+        self._targets[node_id] = targets  # a running loop picks up moved addresses/ports
         task = self._dialers.get(key)
         if task is None or task.done():
-            targets = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
             self._dialers[key] = asyncio.create_task(
                 self._dial_loop(targets, node_id, "mdns"), name=f"dial-{fingerprint(node_id)}"
             )
@@ -182,7 +185,15 @@ class PeerManager:
 
     async def _dial_loop(self, targets: list[str], node_id: bytes | None, how: str) -> None:
         delay = _RETRY_MIN
+        last_success = time.monotonic()
         while not self._closed:
+            if how == "mdns" and time.monotonic() - last_success > _FORGET_AFTER:
+                # A node that crashed without a goodbye stays in mDNS caches for 75 minutes:
+                # stop dialling it; its next advertisement starts a new loop.
+                log.info("forgetting %s: unreachable for %.0f s", fingerprint(node_id or b""),
+                         _FORGET_AFTER)
+                self._dialers.pop(("id", node_id), None)
+                return
             existing = self.connections.get(node_id) if node_id is not None else None
             if existing is not None:
                 await existing.finished.wait()  # set once it has left `connections`
@@ -192,11 +203,15 @@ class PeerManager:
                 await asyncio.sleep(self.records[node_id].banned_until - time.monotonic())
                 continue
             started = time.monotonic()
+            if node_id is not None:
+                targets = self._targets.get(node_id, targets)
             for target in targets:
                 conn = await self._dial_once(target, node_id, how)
                 if conn is None:
                     continue
                 await conn.run()
+                if conn.connected_since_ms is not None:
+                    last_success = time.monotonic()
                 if conn.peer_id is None:  # the handshake failed: let `p2pnode peers` say why
                     message = (f"handshake with {target} failed ({conn.close_reason}): another"
                                " network key, another node than announced, or not a p2pnode peer")

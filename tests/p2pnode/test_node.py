@@ -15,6 +15,7 @@ import socket
 import pytest
 from builders import circle_body
 
+from p2pnode import peers as peers_module
 from p2pnode.errors import HomeError, NodeError
 from p2pnode.events import PeerDown, PeerUp
 from p2pnode.node import Node
@@ -233,3 +234,30 @@ async def test_peer_that_is_not_the_announced_node_is_refused(nodes, eventually,
     a.peers.discovered(b.node_id, ["127.0.0.1"], b.port)
     await eventually(lambda: b.node_id in a.peers.connections)
     await eventually(lambda: a.clock_snapshot().get(b.node_id) == 1)
+
+
+async def test_a_discovered_peer_that_moved_is_dialled_at_its_new_port(nodes, eventually):
+    """A second advertisement with a new port redirects the running dial loop there."""
+    a = await nodes.start("a")
+    b = await nodes.start("b")
+    with socket.socket() as spare:  # a port nobody listens on
+        spare.bind(("127.0.0.1", 0))
+        dead_port = spare.getsockname()[1]
+    a.peers.discovered(b.node_id, ["127.0.0.1"], dead_port)
+    await asyncio.sleep(0.3)
+    assert b.node_id not in a.peers.connections
+    a.peers.discovered(b.node_id, ["127.0.0.1"], b.port)
+    await eventually(lambda: b.node_id in a.peers.connections, timeout=10)
+
+
+async def test_an_unreachable_discovered_peer_is_forgotten(nodes, eventually, monkeypatch):
+    """A node that vanished without a goodbye is not dialled forever."""
+    monkeypatch.setattr(peers_module, "_FORGET_AFTER", 0.5)
+    a = await nodes.start("a")
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        dead_port = spare.getsockname()[1]
+    ghost = b"\x07" * 32
+    a.peers.discovered(ghost, ["127.0.0.1"], dead_port)
+    assert ("id", ghost) in a.peers._dialers
+    await eventually(lambda: ("id", ghost) not in a.peers._dialers, timeout=10)
