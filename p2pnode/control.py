@@ -6,9 +6,11 @@ API listens on 127.0.0.1 only and wants the token as a bearer token on every req
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,53 @@ def notify_new_entries(home: Path) -> bool:
     except Exception:
         return False
     return True
+
+
+def stream(home: Path, method: str, path: str, payload: Any = None,
+           timeout: float = 300.0) -> Iterator[Any]:
+    """Call a control API route that answers with NDJSON; yield each line's JSON as it arrives.
+
+    Args:
+        timeout: seconds to wait for each line (the node sends one at least every second
+            while a download runs).
+
+    Raises:
+        NotRunning: no node answers for this home.
+        NodeError: the node refused the request, or stopped answering midway.
+    """
+    from .errors import NodeError
+
+    endpoint = _endpoint(home)
+    if endpoint is None:
+        raise NotRunning(f"no node is running for {home}; start one with: p2pnode run")
+    base, token = endpoint
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        response = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise NodeError(str(message)) from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        raise NotRunning(f"no node is running for {home}; start one with: p2pnode run") from None
+    with response:
+        while True:
+            try:
+                line = response.readline()
+            except (OSError, http.client.HTTPException):
+                raise NodeError("the node stopped answering") from None
+            if not line:
+                return
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise NodeError("the node sent something that is not JSON") from None

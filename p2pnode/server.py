@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -93,10 +94,20 @@ def control_app(node: Node, token: str) -> web.Application:
         blob_id = parse_id(str(body.get("blob", "")), "blob")
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
-        async for update in node.fetch_progress(blob_id, body.get("output")):
-            await response.write(json.dumps(to_jsonable(update)).encode() + b"\n")
-        await response.write_eof()
+        # aclosing: a client that goes away cancels the download now (its partial is kept)
+        updates = node.fetch_progress(blob_id, body.get("output"))
+        try:
+            async with contextlib.aclosing(updates):
+                async for update in updates:
+                    await response.write(json.dumps(to_jsonable(update)).encode() + b"\n")
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the CLI went away (Ctrl-C)
         return response
+
+    async def resources(request: web.Request) -> web.Response:
+        circle = request.query.get("circle")
+        return _json(await node.resources(parse_id(circle, "circle") if circle else None))
 
     app = web.Application(middlewares=[auth], client_max_size=65536)
     app.router.add_get("/v1/status", status)
@@ -104,6 +115,7 @@ def control_app(node: Node, token: str) -> web.Application:
     app.router.add_post("/v1/refresh", refresh)
     app.router.add_post("/v1/peers", add_peer)
     app.router.add_post("/v1/fetch", fetch)
+    app.router.add_get("/v1/resources", resources)
     return app
 
 

@@ -1,0 +1,448 @@
+"""Resource transfer: a 256 MiB file fetched from 1 and from 2 peers over real sessions on
+loopback, next to baselines measured in the same run.
+
+Baselines:
+- crypto+hash bound: what decrypting the file as 64 KiB ChaCha20-Poly1305 messages (Noise's
+  cipher, via `cryptography`) plus SHA-256 over it cost on one core: the least work a receiver
+  must do, so no receiver of ours can beat it;
+- aiohttp static: the same file served by aiohttp's `web.FileResponse` (sendfile) in another
+  process and read by an aiohttp client: what plain HTTP over loopback does here.
+
+Our runs: every node in its own process (the machine's cores are shared by whoever is busy), and
+all nodes in this one process for comparison. Peak RSS (VmHWM) is reported for each node process.
+Targets: ≥ 60% of the crypto+hash bound from one peer; under 150 MB of memory per node.
+
+Everything binds to 127.0.0.1, every child is killed after `--timeout`, and temp files go when it
+ends. ``--dir /dev/shm`` takes the disk out of the picture (a download fsyncs every 4 MiB).
+``--profile DIR`` writes cProfile stats of each node process there.
+
+    .venv/bin/python bench/transfer.py [--size-mib 256] [--dir DIR] [--repeat 3]
+                                       [--profile DIR] [--set _WINDOW=16 ...]
+
+What bounds it (2-core VM, 256 MiB; see the CPU lines it prints):
+- As shipped, each ``blob_get`` is a frame under the peer's 500 frames/s limit, so one peer
+  yields at most 500 chunks/s = 131 MB/s sustained (the 1000-frame burst lifts a 256 MiB run
+  to ~250 MB/s). The run with the rate raised shows what the transfer does without that cap.
+- Without the cap it is CPU-bound: per 256 MiB the downloader spends ~0.5 CPU-s (decrypt,
+  recv, SHA-256, pwrite) and the server ~0.45 (pread, SHA-256 re-verify, encrypt, send); on two
+  cores shared by both processes that is ~0.5-0.6 s of wall time whatever the window. The
+  crypto+hash bound is one core doing only the receiver's share with hot caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from p2pnode.blobstore import BlobStore
+from p2pnode.home import Home
+from protocol.identity import node_id_text, parse_id
+from protocol.session import FRAME_RATE
+
+MiB = 1024 * 1024
+#: The rate used to show what blob transfers do when blob_get frames are not rate-limited.
+_RAISED_RATE = 20000.0
+_NOISE_MESSAGE = 65535 - 16
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_file(path: Path, size: int) -> None:
+    with path.open("wb") as f:
+        left = size
+        while left:
+            piece = min(left, MiB)
+            f.write(os.urandom(piece))
+            left -= piece
+
+
+# -- baselines ----------------------------------------------------------------------------------
+def crypto_hash_bound(path: Path) -> tuple[float, float, float]:
+    """Seconds to decrypt the file as Noise-sized messages, and to SHA-256 it in chunks."""
+    aead = ChaCha20Poly1305(os.urandom(32))
+    nonce = bytes(12)
+    decrypt = 0.0
+    digest = 0.0
+    with path.open("rb", buffering=0) as f:
+        while chunk := f.read(256 * 1024):
+            sealed = [aead.encrypt(nonce, chunk[i : i + _NOISE_MESSAGE], None)
+                      for i in range(0, len(chunk), _NOISE_MESSAGE)]
+            start = time.perf_counter()
+            for message in sealed:
+                aead.decrypt(nonce, message, None)
+            decrypt += time.perf_counter() - start
+            start = time.perf_counter()
+            hashlib.sha256(chunk).digest()
+            digest += time.perf_counter() - start
+    size = path.stat().st_size
+    return size / (decrypt + digest) / 1e6, size / decrypt / 1e6, size / digest / 1e6
+
+
+async def aiohttp_static(path: Path, timeout: float) -> float:
+    """MB/s of the file served by aiohttp's FileResponse in a child, read by an aiohttp client."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "static", "--file", str(path),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        info = json.loads(await asyncio.wait_for(child.stdout.readline(), timeout))
+        url = f"http://127.0.0.1:{info['port']}/file"
+        async with aiohttp.ClientSession() as session:
+            best = 0.0
+            for _ in range(2):
+                start = time.perf_counter()
+                got = 0
+                async with session.get(url) as response:
+                    async for data in response.content.iter_chunked(256 * 1024):
+                        got += len(data)
+                elapsed = time.perf_counter() - start
+                assert got == path.stat().st_size
+                best = max(best, got / elapsed / 1e6)
+        return best
+    finally:
+        await _stop(child)
+
+
+async def _stop(child: asyncio.subprocess.Process) -> str:
+    """Close the child's stdin (its cue to exit) and collect its last line."""
+    out = b""
+    with contextlib.suppress(Exception):
+        if child.stdin is not None:
+            child.stdin.close()
+        assert child.stdout is not None
+        out = await asyncio.wait_for(child.stdout.read(), 15)
+    try:
+        # wait first: kill() polls, and a poll that reaps the child races asyncio's watcher
+        await asyncio.wait_for(child.wait(), 10)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
+    return out.decode().strip().splitlines()[-1] if out.strip() else ""
+
+
+# -- child roles --------------------------------------------------------------------------------
+async def _until_stdin_closes() -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.buffer.read)
+
+
+def _profiled(args: argparse.Namespace, name: str):
+    if not args.profile:
+        return contextlib.nullcontext()
+    import cProfile
+
+    @contextlib.contextmanager
+    def run():
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            yield
+        finally:
+            profile.disable()
+            profile.dump_stats(str(Path(args.profile) / f"{name}-{os.getpid()}.prof"))
+
+    return run()
+
+
+async def role_static(args: argparse.Namespace) -> None:
+    path = Path(args.file)
+
+    async def handle(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(path)
+
+    app = web.Application()
+    app.router.add_get("/file", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(json.dumps({"port": site._server.sockets[0].getsockname()[1], "pid": os.getpid()}),
+          flush=True)
+    await _until_stdin_closes()
+    await runner.cleanup()
+
+
+async def role_serve(args: argparse.Namespace) -> None:
+    from p2pnode.node import Node
+
+    node = Node(args.home, port=0, host="127.0.0.1", mdns=False, control=False,
+                session_limits=_limits(args))
+    async with node:
+        print(json.dumps({"port": node.port, "pid": os.getpid()}), flush=True)
+        cpu = cpu_seconds()
+        loop_cpu = time.thread_time()
+        with _profiled(args, "serve"):
+            await _until_stdin_closes()
+        served = node.blobs.chunks_served
+        cpu = cpu_seconds() - cpu
+        loop_cpu = time.thread_time() - loop_cpu
+    print(json.dumps({"rss_mb": peak_rss_mb(), "served": served, "cpu": cpu,
+                      "loop_cpu": loop_cpu}), flush=True)
+
+
+async def role_fetch(args: argparse.Namespace) -> None:
+    from p2pnode.node import Node
+
+    blob_id = parse_id(args.blob)
+    node = Node(args.home, port=0, host="127.0.0.1", mdns=False, control=False,
+                peers=[f"127.0.0.1:{p}" for p in args.peer], session_limits=_limits(args))
+    result: dict[str, Any] = {}
+    async with node:
+        deadline = time.monotonic() + 10
+        while len(node.blobs.holders(blob_id)) < len(args.peer):
+            if time.monotonic() > deadline:
+                raise SystemExit("the peers did not announce the blob")
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        cpu = cpu_seconds()
+        loop_cpu = time.thread_time()
+        with _profiled(args, "fetch"):
+            async for update in node.fetch_progress(blob_id, None):
+                result = update
+        result["seconds"] = time.perf_counter() - start
+        result["cpu"] = cpu_seconds() - cpu
+        result["loop_cpu"] = time.thread_time() - loop_cpu
+    result["rss_mb"] = peak_rss_mb()
+    result["sources"] = len(result.get("sources", []))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("blob", "path")}),
+          flush=True)
+
+
+# -- our transfer -------------------------------------------------------------------------------
+def prepare_holders(root: Path, source: Path, count: int) -> tuple[list[Path], bytes]:
+    """Homes that hold the file: copied (and hashed) once, hard-linked into the others."""
+    homes = [root / f"holder{i}" for i in range(count)]
+    Home.create(homes[0]).close()
+    manifest = BlobStore(homes[0] / "blobs").add_file(source)
+    name = manifest.blob_id.hex()
+    for home in homes[1:]:
+        Home.create(home).close()
+        for suffix in ("", ".manifest"):
+            os.link(homes[0] / "blobs" / (name + suffix), home / "blobs" / (name + suffix))
+    return homes, manifest.blob_id
+
+
+async def multi_process(root: Path, holders: list[Path], blob_id: bytes,
+                        args: argparse.Namespace) -> dict[str, Any]:
+    extra = ["--profile", args.profile] if args.profile else []
+    extra += [a for item in args.set for a in ("--set", item)]
+    if args.frame_rate:
+        extra += ["--frame-rate", str(args.frame_rate)]
+    servers = []
+    try:
+        for home in holders:
+            child = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--role", "serve", "--home", str(home), *extra,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            )
+            servers.append(child)
+        ports = []
+        for child in servers:
+            assert child.stdout is not None
+            ports.append(json.loads(await asyncio.wait_for(child.stdout.readline(), 30))["port"])
+        fetch_home = root / f"fetch-mp-{len(holders)}"
+        peer_args = [a for p in ports for a in ("--peer", str(p))]
+        fetcher = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--role", "fetch", "--home", str(fetch_home),
+            "--blob", node_id_text(blob_id), *peer_args, *extra,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, _ = await asyncio.wait_for(fetcher.communicate(), args.timeout)
+        except TimeoutError:
+            fetcher.kill()
+            await fetcher.wait()
+            raise
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        shutil.rmtree(fetch_home, ignore_errors=True)
+    finally:
+        tails = [await _stop(child) for child in servers]
+    result["server_rss_mb"] = [json.loads(t)["rss_mb"] for t in tails if t.startswith("{")]
+    result["served"] = [json.loads(t)["served"] for t in tails if t.startswith("{")]
+    result["server_cpu"] = [json.loads(t)["cpu"] for t in tails if t.startswith("{")]
+    result["server_loop_cpu"] = [json.loads(t)["loop_cpu"] for t in tails if t.startswith("{")]
+    return result
+
+
+async def in_process(root: Path, holders: list[Path], blob_id: bytes,
+                     args: argparse.Namespace) -> dict[str, Any]:
+    from p2pnode.node import Node
+
+    servers = [Node(h, port=0, host="127.0.0.1", mdns=False, control=False,
+                    session_limits=_limits(args)) for h in holders]
+    fetch_home = root / f"fetch-ip-{len(holders)}"
+    fetcher = None
+    try:
+        for node in servers:
+            await node.start()
+        fetcher = Node(fetch_home, port=0, host="127.0.0.1", mdns=False, control=False,
+                       peers=[f"127.0.0.1:{n.port}" for n in servers],
+                       session_limits=_limits(args))
+        await fetcher.start()
+        deadline = time.monotonic() + 10
+        while len(fetcher.blobs.holders(blob_id)) < len(servers):
+            assert time.monotonic() < deadline, "the peers did not announce the blob"
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        result: dict[str, Any] = {}
+        async with asyncio.timeout(args.timeout):
+            async for update in fetcher.fetch_progress(blob_id, None):
+                result = update
+        result["seconds"] = time.perf_counter() - start
+        return result
+    finally:
+        if fetcher is not None:
+            await fetcher.close()
+        for node in servers:
+            await node.close()
+        shutil.rmtree(fetch_home, ignore_errors=True)
+
+
+# -- main ---------------------------------------------------------------------------------------
+def _limits(args: argparse.Namespace) -> dict[str, float] | None:
+    if not args.frame_rate:
+        return None
+    return {"frame_rate": args.frame_rate, "frame_burst": 2 * args.frame_rate}
+
+
+def _apply_settings(settings: list[str]) -> None:
+    from p2pnode import transfer
+
+    for item in settings:
+        name, _, value = item.partition("=")
+        if not hasattr(transfer, name):
+            raise SystemExit(f"p2pnode.transfer has no {name}")
+        setattr(transfer, name, type(getattr(transfer, name))(value))
+
+
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    done = [r for r in results if r.get("done")]
+    if not done:
+        return results[-1]
+    done.sort(key=lambda r: r["seconds"])
+    return done[len(done) // 2]
+
+
+def _line(label: str, result: dict[str, Any], size: int, bound: float, static: float) -> str:
+    if not result.get("done"):
+        return f"{label}: FAILED {result.get('error')}"
+    rate = size / result["seconds"] / 1e6
+    return (f"{label}: {rate:.1f} MB/s ({rate / bound:.2f} × crypto+hash bound "  # noqa: RUF001
+            f"{bound:.1f} MB/s; {rate / static:.2f} × aiohttp static {static:.0f} MB/s)")  # noqa: RUF001
+
+
+async def run(args: argparse.Namespace) -> None:
+    size = args.size_mib * MiB
+    with tempfile.TemporaryDirectory(prefix="p2pnode-bench-", dir=args.dir) as tmp:
+        root = Path(tmp)
+        source = root / "file.bin"
+        make_file(source, size)
+        print(f"file: {args.size_mib} MiB in {root} ({os.cpu_count()} cores)")
+        bound, dec, sha = crypto_hash_bound(source)
+        print(f"crypto+hash bound: {bound:.1f} MB/s (ChaCha20-Poly1305 decrypt {dec:.0f} MB/s,"
+              f" SHA-256 {sha:.0f} MB/s, one core)")
+        static = await aiohttp_static(source, args.timeout)
+        print(f"aiohttp static (FileResponse, separate process): {static:.0f} MB/s")
+        holders, blob_id = prepare_holders(root, source, 2)
+        cases = [(None, f"session limits as shipped ({FRAME_RATE:g} frames/s per peer)")]
+        if not args.frame_rate:
+            cases.append((_RAISED_RATE, f"frame rate raised to {_RAISED_RATE:g}/s (blob_get "
+                                        "not rate-limited)"))
+        else:
+            cases = [(args.frame_rate, f"frame rate {args.frame_rate:g}/s")]
+        for rate, title in cases:
+            args.frame_rate = rate
+            print(f"-- {title}")
+            await _transfers(root, holders, blob_id, args, size, bound, static)
+
+
+async def _transfers(root: Path, holders: list[Path], blob_id: bytes, args: argparse.Namespace,
+                     size: int, bound: float, static: float) -> None:
+    for peers in (1, 2):
+        runs = [await multi_process(root, holders[:peers], blob_id, args)
+                for _ in range(args.repeat)]
+        result = _median_run(runs)
+        spread = sorted(size / r["seconds"] / 1e6 for r in runs if r.get("done"))
+        print(_line(f"transfer {peers} peer{'s' if peers > 1 else ''} (processes)", result,
+                    size, bound, static)
+              + (f" [runs: {', '.join(f'{x:.0f}' for x in spread)}]" if spread else ""))
+        print(f"    peak RSS: downloader {result.get('rss_mb', float('nan')):.0f} MB, "
+              "serving " + ", ".join(f"{r:.0f} MB" for r in result["server_rss_mb"])
+              + f"; chunks served {result['served']}")
+        print(f"    CPU seconds (event loop thread + blob I/O threads): downloader "
+              f"{result.get('cpu', float('nan')):.2f} ({result.get('loop_cpu', 0):.2f} + "
+              f"{result.get('cpu', 0) - result.get('loop_cpu', 0):.2f}), serving "
+              + ", ".join(f"{c:.2f} ({lc:.2f} + {c - lc:.2f})" for c, lc in
+                          zip(result["server_cpu"], result["server_loop_cpu"], strict=True))
+              + f"; wall {result.get('seconds', float('nan')):.2f} s")
+    if not args.no_in_process:
+        for peers in (1, 2):
+            result = _median_run([await in_process(root, holders[:peers], blob_id, args)
+                                  for _ in range(args.repeat)])
+            print(_line(f"transfer {peers} peer{'s' if peers > 1 else ''} (one process)",
+                        result, size, bound, static))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--dir", default=None, help="where temp files go (default: $TMPDIR)")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--profile", default=None, help="write cProfile stats here")
+    parser.add_argument("--no-in-process", action="store_true")
+    parser.add_argument("--frame-rate", type=float, default=None,
+                        help="per-peer frame rate for every node (default: run as shipped, then"
+                             f" at {_RAISED_RATE:g})")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median shown)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a p2pnode.transfer constant, e.g. _WINDOW=16 (tuning)")
+    parser.add_argument("--role", choices=["static", "serve", "fetch"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--blob", help=argparse.SUPPRESS)
+    parser.add_argument("--peer", action="append", default=[], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING,
+                        format=f"[{args.role or 'bench'} %(process)d] %(name)s: %(message)s")
+    _apply_settings(args.set)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    roles = {"static": role_static, "serve": role_serve, "fetch": role_fetch}
+    asyncio.run(roles[args.role](args) if args.role else run(args))
+
+
+if __name__ == "__main__":
+    main()
