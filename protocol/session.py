@@ -442,10 +442,19 @@ class Session:
                 return
             self._events.append(FrameRejected(exc.reason, exc.field))
             return
-        # Answers to our own open blob requests are paced by our request window, not by the
-        # peer: they do not count against its frame rate (a 256 MiB file is ~4400 frames).
-        solicited = type(frame) is BlobData and frame.req_id in self._requesting
-        if not solicited and not self._take_token(now):
+        # Blob traffic is paced by the open-request cap, not by the frame rate: answers
+        # (data or error) to our own open requests, and new requests within the cap (a new one can only open when an
+        # old one ended), do not count against the peer's rate (256 MiB is ~1 000 requests
+        # and ~4 400 answers).
+        kind = type(frame)
+        exempt = (
+            (kind is BlobData or kind is BlobError) and frame.req_id in self._requesting
+        ) or (
+            kind is BlobGet
+            and frame.req_id not in self._serving
+            and len(self._serving) < self._max_open_requests
+        )
+        if not exempt and not self._take_token(now):
             self._flooded(now)
             return
         self._dispatch(frame, now)
@@ -472,6 +481,8 @@ class Session:
                     f"already {self._max_open_requests} open blob requests", "frame.req_id"
                 )
             self._requesting.add(frame.req_id)
+            self._send_encoded(data, now, paced=False)  # within the cap: exempt (see above)
+            return
         elif isinstance(frame, BlobData):
             if frame.req_id in self._serving:
                 # solicited by the peer: exempt from its rate limit (see receive_message)
@@ -480,7 +491,10 @@ class Session:
                 self._send_encoded(data, now, paced=False)
                 return
         elif isinstance(frame, BlobError):
-            self._serving.discard(frame.req_id)
+            if frame.req_id in self._serving:
+                self._serving.discard(frame.req_id)
+                self._send_encoded(data, now, paced=False)  # answers an exempt request
+                return
         elif isinstance(frame, BlobCancel):
             self._requesting.discard(frame.req_id)
         self._send_encoded(data, now)

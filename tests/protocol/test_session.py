@@ -569,6 +569,25 @@ def test_answers_to_our_own_blob_requests_are_exempt_from_the_rate_limit(directi
     assert any(isinstance(e, FrameRejected) and e.flooding for e in requester.events())
 
 
+@DIRECTIONS
+def test_blob_requests_within_the_cap_are_exempt_from_the_rate_limit(direction: str) -> None:
+    """New blob_get frames within the open-request cap are never rate-limited or charged."""
+    limits = {"frame_rate": 10.0, "frame_burst": 20.0, "flood_limit": 1000.0}
+    requester, server = oriented(direction, **limits)
+    for round_ in range(5):  # 5 x 60 requests, each round answered before the next
+        ids = range(round_ * 60, round_ * 60 + 60)
+        for req_id in ids:
+            requester.send_frame(BlobGet(req_id, b"\x01" * 32, "chunk", 0), 1.0)
+        pump(requester, server, 1.0)
+        events = server.events()
+        assert len(events) == 60 and all(isinstance(e, FrameReceived) for e in events)
+        for req_id in ids:
+            server.send_frame(BlobError(req_id, "not_found"), 1.0)
+        pump(server, requester, 1.0)
+        requester.events()
+    assert requester.send_credit(1.0) == 10  # opening requests spent no credit
+
+
 def test_rate_limit_refills_over_time() -> None:
     """Frames at or under the rate are never rejected, however long it goes on."""
     sender, receiver = oriented("initiator", frame_rate=10.0, frame_burst=5.0, flood_limit=3.0)
