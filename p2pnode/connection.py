@@ -239,12 +239,18 @@ class PeerConnection:
             self.replication.receive_entries(seqs)
             await self._ingest.put(frame.entries)
         elif isinstance(frame, fr.Clock):
-            self.replication.receive_clock(frame.pairs, frame.final, self.node.clock_snapshot())
+            if not self.replication.receive_clock(frame.pairs, frame.final,
+                                                  self.node.clock_view()):
+                self.node.peers.penalise(self, "clock frame after the final one", 10)
+                return
             if frame.final:
                 self.node.on_peer_clock(self)
             self._wake_sender.set()
         elif isinstance(frame, fr.Want):
-            self.replication.receive_want(frame.pairs)
+            ignored = self.replication.receive_want(frame.pairs, self.node.clock_view(),
+                                                    time.monotonic())
+            if ignored > 64:
+                self.node.peers.penalise(self, f"{ignored} pointless want pairs", 5)
             self._wake_sender.set()
         else:
             handler = self.handlers.get(type(frame))
@@ -310,12 +316,17 @@ class PeerConnection:
         while True:
             entries = await self._ingest.get()
             report = await self.node.ingest_from_peer(self, entries)
-            if report.gaps and self.is_open:
-                for pairs in fr.split_pairs(report.gaps.items(), fr.MAX_WANT_PAIRS):
+            now = time.monotonic()
+            self.replication.note_refused(report.blocked, now)
+            wants = self.replication.wants(report.gaps, now)
+            if wants and self.is_open:
+                for pairs in fr.split_pairs(wants, fr.MAX_WANT_PAIRS):
                     self.send(fr.Want(pairs))
-            bad = sum(1 for _, reason in report.rejected if "signature" in reason)
-            if bad:
-                self.node.peers.penalise(self, f"{bad} entries with bad signatures", 20)
+            if report.bad_signatures:
+                self.node.peers.penalise(
+                    self, f"{report.bad_signatures} entries with bad signatures", 20)
+            if report.invalid:
+                self.node.peers.penalise(self, f"{report.invalid} invalid records", 10)
 
     # -- plumbing --------------------------------------------------------------------------
     def _flush(self) -> None:

@@ -185,13 +185,15 @@ def _apply_delete(conn, entry, body, dirty):
     author = entry.header.author
     for target in body["entries"]:
         row = conn.execute(
-            "SELECT kind FROM entries WHERE id = ? AND author = ? AND body IS NOT NULL",
+            "SELECT kind, body IS NOT NULL FROM entries WHERE id = ? AND author = ?",
             (target, author),
         ).fetchone()
         if row is None:
             continue
-        conn.execute("UPDATE entries SET body = NULL WHERE id = ?", (target,))
-        forget_entry(conn, target, row[0], dirty)
+        # marked dropped even when the body never arrived here, so it is never filled in later
+        conn.execute("UPDATE entries SET body = NULL, dropped = 1 WHERE id = ?", (target,))
+        if row[1]:
+            forget_entry(conn, target, row[0], dirty)
 
 
 _APPLY = {

@@ -23,9 +23,10 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -275,7 +276,12 @@ class Node:
 
     # -- entries in and out ----------------------------------------------------------------
     def clock_snapshot(self) -> dict[bytes, int]:
+        """A copy of our clock: author -> latest seq held."""
         return dict(self._clock)
+
+    def clock_view(self) -> Mapping[bytes, int]:
+        """Our clock, read-only and not copied (for per-frame checks)."""
+        return MappingProxyType(self._clock)
 
     async def read_feed(self, author: bytes, from_seq: int, limit: int) -> list[Entry]:
         assert self.home is not None

@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS entries (
     header BLOB NOT NULL,
     signature BLOB NOT NULL,
     body BLOB,
+    -- 1 when the body was dropped on purpose (a `delete`, or expiry): it must not come back
+    dropped INTEGER NOT NULL DEFAULT 0,
     UNIQUE (author, seq)
 );
 

@@ -55,6 +55,14 @@ class IngestReport:
     forked: list[bytes] = field(default_factory=list)
     #: author -> first missing seq, for entries that arrived ahead of their predecessors
     gaps: dict[bytes, int] = field(default_factory=dict)
+    #: author -> seq of the entry that blocked its feed here (bad signature, fork, future
+    #: timestamp or invalid body): asking for it again would only bring it back
+    blocked: dict[bytes, int] = field(default_factory=dict)
+    #: refusals that say something about the sender (a peer's score is lowered for them)
+    bad_signatures: int = 0
+    invalid: int = 0
+    #: held entries whose missing body arrived and was filled in
+    bodies_filled: int = 0
 
 
 class Store:
@@ -67,14 +75,20 @@ class Store:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(DDL)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            # Only a new database needs the write lock here: read-only commands of a CLI must
+            # not queue behind a busy node.
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                if version > SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path} was written by a newer p2pnode (schema {version});"
+                        " upgrade p2pnode to use it"
+                    )
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.executescript(DDL)
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
         self._closed = False
@@ -256,6 +270,9 @@ class Store:
         # (a CLI import) may have stored some of these entries a moment ago.
         with self._transaction("store received entries") as dirty:
             held = self._held_ids([e.id for e in batch])
+            if held:
+                self._fill_bodies([e for e in batch if e.id in held and e.body_bytes],
+                                  now_ms, report, dirty)
             by_author: dict[bytes, dict[int, Entry]] = {}
             rivals: list[Entry] = []
             seen: set[bytes] = set()
@@ -277,6 +294,30 @@ class Store:
                 self._take_rival(rival, report)
         return report
 
+    def _fill_bodies(self, entries: list[Entry], now_ms: int, report: IngestReport,
+                     dirty: set[bytes]) -> None:
+        """Held entries that arrived body-less get their body when it comes (a relay may have
+        stripped it); bodies dropped on purpose (deleted, expired) never come back."""
+        for entry in entries:
+            row = self._conn.execute(
+                "SELECT 1 FROM entries WHERE id = ? AND body IS NULL AND dropped = 0",
+                (entry.id,),
+            ).fetchone()
+            if row is None:
+                continue
+            try:  # the body already matches the signed body_hash (checked when decoded)
+                body = decode_body(entry.body_bytes or b"")
+                validate_record(entry.header.kind, body)
+            except ProtocolError:
+                report.invalid += 1
+                continue
+            if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms):
+                continue
+            self._conn.execute("UPDATE entries SET body = ? WHERE id = ?",
+                               (entry.body_bytes, entry.id))
+            derive.apply_entry(self._conn, entry, body, dirty)
+            report.bodies_filled += 1
+
     def _take_rival(self, rival: Entry, report: IngestReport) -> None:
         """A second entry for a seq in the same batch: fork proof if authentic and the seq held."""
         held = self._conn.execute(
@@ -284,6 +325,7 @@ class Store:
             (rival.header.author, rival.header.seq),
         ).fetchone()
         if not rival.signature_valid():
+            report.bad_signatures += 1
             self._reject(report, rival, "signature does not verify")
         elif held:
             self._record_fork(rival, report)
@@ -307,6 +349,7 @@ class Store:
         new = [e for e in run if e.header.seq > held_seq]
         for entry in old:  # not held by id (duplicates went earlier): a fork, if authentic
             if not entry.signature_valid():
+                report.bad_signatures += 1
                 self._reject(report, entry, "signature does not verify")
                 continue
             self._record_fork(entry, report)
@@ -331,7 +374,10 @@ class Store:
         dirty: set[bytes],
     ) -> str | None:
         """Store one authenticated-or-not next entry; return why the run stops, or None."""
+        author, seq = entry.header.author, entry.header.seq
         if not authentic:
+            report.bad_signatures += 1
+            report.blocked.setdefault(author, seq)
             self._reject(report, entry, "signature does not verify")
             return "was refused"
         verdict = classify(head, entry, now_ms=now_ms)
@@ -341,9 +387,11 @@ class Store:
             self._reject(report, entry, f"entries from seq {first_missing} are missing")
             return "is missing"
         if verdict is Verdict.FUTURE:
+            report.blocked.setdefault(author, seq)
             self._reject(report, entry, "timestamp is more than 10 minutes in the future")
             return "was refused"
         if verdict is Verdict.FORK:
+            report.blocked.setdefault(author, seq)
             self._record_fork(entry, report)
             return "was refused"
         body = None
@@ -352,21 +400,27 @@ class Store:
                 body = decode_body(entry.body_bytes)
                 validate_record(entry.header.kind, body)
             except ProtocolError as exc:
+                report.invalid += 1
+                report.blocked.setdefault(author, seq)
                 self._reject(report, entry, str(exc))
                 return "was refused"
             if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms):
                 entry, body = entry.without_body(), None
+                self._insert(entry, None, dirty, dropped=True)
+                report.accepted.append(entry)
+                return None
         self._insert(entry, body, dirty)
         report.accepted.append(entry)
         return None
 
-    def _insert(self, entry: Entry, body: dict[str, Any] | None, dirty: set[bytes]) -> None:
+    def _insert(self, entry: Entry, body: dict[str, Any] | None, dirty: set[bytes], *,
+                dropped: bool = False) -> None:
         h = entry.header
         self._conn.execute(
-            "INSERT INTO entries (id, author, seq, kind, timestamp_ms, header, signature, body)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO entries (id, author, seq, kind, timestamp_ms, header, signature, body,"
+            " dropped) VALUES (?,?,?,?,?,?,?,?,?)",
             (entry.id, h.author, h.seq, h.kind, h.timestamp_ms, entry.header_bytes,
-             entry.signature, entry.body_bytes),
+             entry.signature, entry.body_bytes, int(dropped)),
         )
         self._conn.execute(
             "INSERT INTO feeds (author, seq, head) VALUES (?,?,?)"
@@ -439,7 +493,8 @@ class Store:
                         f"SELECT entry_id FROM {table} WHERE circle = ?", (circle_id,))]
                     for entry_id in ids:
                         dropped += self._conn.execute(
-                            "UPDATE entries SET body = NULL WHERE id = ? AND body IS NOT NULL",
+                            "UPDATE entries SET body = NULL, dropped = 1"
+                            " WHERE id = ? AND body IS NOT NULL",
                             (entry_id,),
                         ).rowcount
                 self._conn.execute("DELETE FROM joins WHERE circle = ?", (circle_id,))

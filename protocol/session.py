@@ -442,10 +442,10 @@ class Session:
                 return
             self._events.append(FrameRejected(exc.reason, exc.field))
             return
-        # Blob traffic is paced by the open-request cap, not by the frame rate: answers
-        # (data or error) to our own open requests, and new requests within the cap (a new one can only open when an
-        # old one ended), do not count against the peer's rate (256 MiB is ~1 000 requests
-        # and ~4 400 answers).
+        # Blob traffic is paced by the open-request cap, not by the frame rate: answers (data
+        # or error) to our own open requests, and new requests within the cap (a new one can
+        # only open when an old one ended), do not count against the peer's rate (256 MiB is
+        # ~1 000 requests and ~4 400 answers).
         kind = type(frame)
         exempt = (
             (kind is BlobData or kind is BlobError) and frame.req_id in self._requesting

@@ -8,6 +8,7 @@ its own feed before writing, so it never forks it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from typing import Any
@@ -238,3 +239,32 @@ async def test_recovery_waits_for_a_peer_that_holds_the_old_feed(nodes, eventual
     with pytest.raises(RecoveryPending):
         await x.set_profile("Xola again")
     assert own_id not in x.clock_snapshot()
+
+
+async def test_two_branches_of_a_forked_feed_do_not_ping_pong(nodes, eventually) -> None:
+    """A peer offered the other branch of a forked feed flags the fork, and the two go quiet
+    instead of re-sending the refused branch forever (a want for it is never sent)."""
+    from builders import Feed, identity_from_seed
+
+    forker = identity_from_seed("replication forker")
+    start = int(time.time() * 1000) - 3_600_000
+    left, right = Feed(forker, start_ms=start), Feed(forker, start_ms=start)
+    left.fill(3)
+    right.entries = list(left.entries)
+    right.clock_ms = left.clock_ms
+    left.fill(600)  # several frames: the second one arrives "ahead" of the refused first
+    right.add("x.test", {"branch": "right"})
+    right.fill(19)
+    x = await nodes.start("x")
+    y = await nodes.start("y")
+    await x.perform(lambda h: h.store.ingest(left.entries, now_ms=int(time.time() * 1000)))
+    await y.perform(lambda h: h.store.ingest(right.entries, now_ms=int(time.time() * 1000)))
+    x.peers.add_address("127.0.0.1", y.port)
+
+    async def flagged() -> bool:
+        return forker.node_id in await y.perform(lambda h: h.store.forked_authors())
+
+    await eventually(flagged)
+    await asyncio.sleep(1.5)
+    sent = [c.replication.entries_sent for n in (x, y) for c in n.peers.open_connections()]
+    assert sent and max(sent) <= 2 * 600, sent  # the branch offered about once, not forever

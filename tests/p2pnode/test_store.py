@@ -859,3 +859,35 @@ def test_two_rival_entries_in_one_batch_are_recorded_as_a_fork(store, ana):
     assert report.forked == [ANA.node_id]
     assert store.get_entry(circle.id) == circle and store.get_entry(second.id) is None
     assert store.forked_authors() == {ANA.node_id}
+
+
+def test_a_body_stripped_by_a_relay_is_filled_in_when_it_arrives(store, ana):
+    """A body-less copy first, the real one later: the body is stored and the circle shown."""
+    circle = announce(ana)
+    ingest(store, [e.without_body() if e.id == circle.id else e for e in ana.entries])
+    assert queries.circle_state(store.conn, circle.id) is None
+    report = ingest(store, [circle])
+    assert report.bodies_filled == 1 and report.duplicates == 1
+    assert store.get_entry(circle.id).body_bytes == circle.body_bytes
+    assert queries.circle_state(store.conn, circle.id)["name"] == "Python for Everybody"
+
+
+def test_a_deleted_body_never_comes_back(store, ana):
+    """After a `delete`, an old copy carrying the body does not restore it — even when the
+    body had never arrived here before the delete."""
+    circle = announce(ana)
+    ana.add("delete", delete_body([circle.id]))
+    stripped = [e.without_body() if e.id == circle.id else e for e in ana.entries]
+    ingest(store, stripped)
+    report = ingest(store, [circle])
+    assert report.bodies_filled == 0
+    assert store.get_entry(circle.id).body_bytes is None
+    assert queries.circle_state(store.conn, circle.id) is None
+
+
+def test_refusals_are_counted_for_the_senders_score(store, ana):
+    """Bad signatures and invalid bodies are counted, and the blocking seq is reported."""
+    announce(ana)
+    forged = with_signature(ana.add("x.test", {"n": 1}), b"\x00" * 64)
+    report = ingest(store, [*ana.entries[:-1], forged])
+    assert report.bad_signatures == 1 and report.blocked == {ANA.node_id: forged.seq}

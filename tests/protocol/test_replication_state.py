@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.replication import Replication
+from protocol.replication import (
+    MAX_UNKNOWN_AUTHORS,
+    REFUSAL_MEMORY,
+    WANT_INTERVAL,
+    Replication,
+)
 
 A, B, C, D = (bytes([i]) * 32 for i in (0xA1, 0xB2, 0xC3, 0xD4))
 
@@ -107,7 +112,7 @@ def test_sent_entries_advance_the_peer_clock() -> None:
 def test_want_rewinds_the_peer_clock_and_owes_the_author() -> None:
     """`want` from seq n makes the next read start at n, even below what was sent."""
     rep = after_clock({A: 5}, {A: 5})
-    rep.receive_want([(A, 2)])
+    assert rep.receive_want([(A, 2)], {A: 5}, 0.0) == 0
     assert rep.next_seq(A) == 2
     assert rep.take_dirty() == {A}
 
@@ -116,23 +121,60 @@ def test_want_never_advances_the_peer_clock() -> None:
     """A want from beyond what the peer holds does not skip entries it lacks."""
     rep = after_clock({A: 2}, {A: 9})
     rep.take_dirty()
-    rep.receive_want([(A, 7)])
+    rep.receive_want([(A, 7)], {A: 9}, 0.0)
     assert rep.next_seq(A) == 3
 
 
 def test_want_before_the_final_clock_waits_for_it() -> None:
     """A want that arrives before the clock is complete is served once it is."""
     rep = Replication()
-    rep.receive_want([(B, 1)])
+    rep.receive_want([(B, 1)], {B: 1}, 0.0)
     assert rep.take_dirty() == set()
-    rep.receive_clock([], True, {})
+    rep.receive_clock([], True, {B: 1})
     assert rep.take_dirty() == {B}
     assert rep.next_seq(B) == 1
 
 
-def test_want_pairs_from_gaps() -> None:
-    """Gaps found on ingest become `want` pairs [author, first missing seq]."""
-    assert Replication.want_pairs({A: 3, B: 1}) == [[A, 3], [B, 1]]
+def test_wants_from_gaps() -> None:
+    """Gaps found on ingest become `want` pairs (author, first missing seq)."""
+    assert Replication().wants({A: 3, B: 1}, 0.0) == [(A, 3), (B, 1)]
+
+
+def test_a_want_is_not_repeated_within_the_interval() -> None:
+    """The same gap asks again only after WANT_INTERVAL: no want storms."""
+    rep = Replication()
+    assert rep.wants({A: 3}, 0.0) == [(A, 3)]
+    assert rep.wants({A: 3}, 1.0) == []
+    assert rep.wants({A: 4}, 1.0) == [(A, 4)]
+    assert rep.wants({A: 4}, 1.0 + WANT_INTERVAL) == [(A, 4)]
+
+
+def test_no_want_for_an_entry_refused_from_this_peer() -> None:
+    """If the missing entry is one we refused (fork, bad, too new), asking brings it back."""
+    rep = Replication()
+    rep.note_refused({A: 3}, 0.0)
+    assert rep.wants({A: 3}, 100.0) == []
+    assert rep.wants({A: 3}, REFUSAL_MEMORY + 1) == [(A, 3)]
+
+
+def test_wants_for_unknown_authors_and_repeats_are_ignored() -> None:
+    """A peer cannot make us rewind for authors we do not hold, nor resend in a loop."""
+    rep = after_clock({A: 5}, {A: 5})
+    assert rep.receive_want([(B, 1)], {A: 5}, 0.0) == 1
+    assert rep.receive_want([(A, 1)], {A: 5}, 0.0) == 0
+    assert rep.receive_want([(A, 1)], {A: 5}, 1.0) == 1
+    assert B not in rep.peer_clock
+
+
+def test_a_clock_after_the_final_one_is_refused_and_unknown_authors_are_capped() -> None:
+    """A peer cannot grow our memory through clock frames."""
+    rep = Replication()
+    many = [(i.to_bytes(32, "big"), 1) for i in range(MAX_UNKNOWN_AUTHORS + 50)]
+    assert rep.receive_clock(many, False, {}) is True
+    assert len(rep.peer_clock) == MAX_UNKNOWN_AUTHORS
+    assert rep.receive_clock([(A, 1)], True, {A: 1}) is True
+    assert rep.receive_clock([(B, 1)], True, {}) is False
+    assert B not in rep.peer_clock
 
 
 # -- two states back to back over in-memory feeds -----------------------------------------------
