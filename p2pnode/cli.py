@@ -26,6 +26,7 @@ from .calendar import circle_calendar
 from .config import default_home
 from .errors import InvalidInput, NodeError, NotFound
 from .exchange import export_entries, import_entries
+from .files import write_file_atomically
 from .home import Home
 from .models import CircleDetail, CircleSummary, to_jsonable
 
@@ -341,15 +342,9 @@ def cmd_circle_ics(args: argparse.Namespace, home: Home) -> int:
 
 
 def _write_file_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_file_atomically(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
@@ -695,6 +690,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a file or socket the command needed: say which, in one line
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"p2pnode: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: one line for the user, details in the log
+        import logging
+
+        logging.getLogger("p2pnode").exception("unexpected error")
+        print(f"p2pnode: internal error: {type(exc).__name__}: {exc} (please report it; "
+              "the node log has details)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

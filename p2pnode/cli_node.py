@@ -29,6 +29,28 @@ from .home import Home
 EXIT_OK, EXIT_ERROR = 0, 1
 
 
+def _port(text: str) -> int:
+    """argparse type for --port: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, not {value}")
+    return value
+
+
+def _peer_address(text: str) -> str:
+    """argparse type for --peer: HOST:PORT (or [IPv6]:PORT)."""
+    from .server import split_host_port
+
+    try:
+        split_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _configure_logging(home: Path, verbose: bool) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -252,10 +274,10 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
                  json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register `run`, `status`, `peers`, `doctor` (and the resource commands)."""
     p = command("run", cmd_run, "run the node: find peers, sync circles, share resources")
-    p.add_argument("--port", type=int, default=config.DEFAULT_PORT,
+    p.add_argument("--port", type=_port, default=config.DEFAULT_PORT,
                    help=f"TCP port for peers (default {config.DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--listen", default="0.0.0.0", help="address to listen on (default: all)")
-    p.add_argument("--peer", action="append", metavar="HOST:PORT",
+    p.add_argument("--peer", action="append", metavar="HOST:PORT", type=_peer_address,
                    help="a peer to connect to (repeatable), for networks without multicast")
     p.add_argument("--no-mdns", action="store_true", help="do not advertise or browse by mDNS")
     p.add_argument("--interface", metavar="NAME|ADDR", help="confine mDNS to one interface")
@@ -273,7 +295,7 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
 
     p = command("doctor", cmd_doctor, "why can't I see peers? checks and plain-language hints")
     p.add_argument("--interface", metavar="NAME|ADDR", help="check only this interface")
-    p.add_argument("--port", type=int, default=config.DEFAULT_PORT)
+    p.add_argument("--port", type=_port, default=config.DEFAULT_PORT)
     p.add_argument("--network-key", type=Path, metavar="FILE")
     p.add_argument("--no-mdns", action="store_true", help="skip the multicast test")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for mDNS answers")

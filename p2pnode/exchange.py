@@ -26,6 +26,7 @@ from protocol.entry import MAX_WIRE_SIZE, Entry, entry_from_parts
 from protocol.errors import MalformedError, ProtocolError
 
 from .errors import InvalidInput, NodeError
+from .files import fsync_directory
 from .store import Store
 
 FORMAT = "p2pnode-export"
@@ -72,6 +73,7 @@ def export_entries(store: Store, path: Path) -> int:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp_name, path)
+        fsync_directory(directory)
     except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(exc, OSError):

@@ -18,6 +18,7 @@ from protocol.identity import Identity, SealingKey
 
 from . import config
 from .errors import HomeError, RecoveryPending
+from .files import fsync_directory
 from .store import Store
 
 _RECOVERY_KEY = "own_feed_recovery_pending"
@@ -31,6 +32,7 @@ def _write_secret(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    fsync_directory(path.parent)
 
 
 def _read_secret(path: Path) -> bytes:
@@ -113,9 +115,9 @@ class Home:
 
     @property
     def recovery_pending(self) -> bool:
-        return self.store.get_meta(_RECOVERY_KEY) == "1" and self.store.head(
-            self.identity.node_id
-        ) is None
+        """True until a peer holding our old feed has given it all back (or the user said there
+        is none): the flag alone decides, so a partly recovered feed is still guarded."""
+        return self.store.get_meta(_RECOVERY_KEY) == "1"
 
     def check_can_append(self) -> None:
         """Raise RecoveryPending while our older entries may still be out there."""

@@ -108,6 +108,8 @@ class Node:
         self._last_rowid = 0
         self._scan_lock = asyncio.Lock()
         self._recovery_target: int | None = None
+        #: mirrors Home.recovery_pending, so that the event loop never reads SQLite for it
+        self._recovering = False
         self._started = False
         self._closed = False
         self.blobs: Any = None  # the resource transfer service, set up in start()
@@ -131,6 +133,7 @@ class Node:
             await self._in_thread(self.home.store.prune_expired, now_ms=_now_ms())
             self._clock = await self._in_thread(self.home.store.clock)
             self._last_rowid = await self._in_thread(self.home.store.max_rowid)
+            self._recovering = await self._in_thread(lambda: self.home.recovery_pending)
             await self._start_services()
         except BaseException:
             await self.close()
@@ -290,7 +293,17 @@ class Node:
     async def ingest_from_peer(self, conn: PeerConnection, entries: tuple[Entry, ...]
                                ) -> IngestReport:
         assert self.home is not None
-        report = await self._in_thread(self.home.store.ingest, entries, now_ms=_now_ms())
+        job = self._spawn(
+            self._in_thread(self.home.store.ingest, entries, now_ms=_now_ms()), "ingest"
+        )
+        try:
+            report = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The session ended mid-ingest; the store thread still commits: dispatch what it
+            # stored, or clocks, pushes and events would miss it until the next write.
+            if not self._closed:
+                job.add_done_callback(lambda _: self._closed or self._spawn(self._scan(), "scan"))
+            raise
         if report.accepted:
             self.peers.reward(conn)
             await self._scan()
@@ -350,7 +363,7 @@ class Node:
 
     def on_peer_clock(self, conn: PeerConnection) -> None:
         """The peer's whole clock is in: settle a pending recovery of our own feed."""
-        if self.home is None or not self.home.recovery_pending:
+        if not self._recovering:
             return
         held_there = conn.replication.peer_clock.get(self.node_id, 0)
         if held_there == 0:
@@ -366,7 +379,8 @@ class Node:
     def _finish_recovery(self) -> None:
         assert self.home is not None
         self._recovery_target = None
-        self.home.finish_recovery()
+        self._recovering = False
+        self._spawn(self._in_thread(self.home.finish_recovery), "finish-recovery")
         log.info("own feed recovered up to seq %d", self._clock.get(self.node_id, 0))
 
     # -- public API: events ----------------------------------------------------------------
@@ -410,7 +424,7 @@ class Node:
             "feeds": len(self._clock),
             "entries": sum(counts.values()),
             "entries_by_kind": counts,
-            "recovery_pending": self.home.recovery_pending,
+            "recovery_pending": await self._in_thread(lambda: self.home.recovery_pending),
         }
 
     async def peers_info(self) -> list[dict[str, Any]]:

@@ -65,6 +65,7 @@ class PeerManager:
         self._pending: set[PeerConnection] = set()
         self._dialers: dict[object, asyncio.Task[None]] = {}
         self._targets: dict[bytes, list[str]] = {}
+        self._vanished: set[bytes] = set()
         self._serving: set[asyncio.Task[None]] = set()
         self._client: aiohttp.ClientSession | None = None
         self._closed = False
@@ -89,7 +90,11 @@ class PeerManager:
             return False
         existing = self.connections.get(peer)
         if existing is not None and existing is not conn and not existing._closing:
-            if self._dialler(conn) < self._dialler(existing):
+            if self._dialler(conn) == self._dialler(existing):
+                # the same side dialled again: it restarted or lost the old session (whose end
+                # we may not have seen yet), so the new session replaces the old one
+                existing.close("replaced", "a newer session between us replaces this one")
+            elif self._dialler(conn) < self._dialler(existing):
                 existing.close("duplicate", "a session between us already exists")
             else:
                 conn.close("duplicate", "a session between us already exists")
@@ -136,7 +141,8 @@ class PeerManager:
 
     # -- incoming --------------------------------------------------------------------------
     def at_capacity(self) -> bool:
-        return len(self.connections) + len(self._pending) >= _MAX_CONNECTIONS
+        handshaking = sum(1 for c in self._pending if c.peer_id is None)
+        return len(self.connections) + handshaking >= _MAX_CONNECTIONS
 
     async def serve(self, conn: PeerConnection) -> None:
         """Run an accepted session to its end (called from the WebSocket handler)."""
@@ -171,6 +177,7 @@ class PeerManager:
         key = ("id", node_id)
         targets = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
         self._targets[node_id] = targets  # a running loop picks up moved addresses/ports
+        self._vanished.discard(node_id)
         task = self._dialers.get(key)
         if task is None or task.done():
             self._dialers[key] = asyncio.create_task(
@@ -178,7 +185,12 @@ class PeerManager:
             )
 
     def vanished(self, node_id: bytes) -> None:
-        """mDNS says the peer left: stop dialling it (a live session ends by itself)."""
+        """mDNS says the peer left: stop dialling it. A live session is left alone (mDNS records
+        also expire on a lossy network while TCP works fine); it ends by itself if the peer is
+        really gone, and the dial loop then stops."""
+        if node_id in self.connections:
+            self._vanished.add(node_id)
+            return
         task = self._dialers.pop(("id", node_id), None)
         if task is not None:
             task.cancel()
@@ -187,6 +199,10 @@ class PeerManager:
         delay = _RETRY_MIN
         last_success = time.monotonic()
         while not self._closed:
+            if how == "mdns" and node_id in self._vanished:
+                self._vanished.discard(node_id)
+                self._dialers.pop(("id", node_id), None)
+                return
             if how == "mdns" and time.monotonic() - last_success > _FORGET_AFTER:
                 # A node that crashed without a goodbye stays in mDNS caches for 75 minutes:
                 # stop dialling it; its next advertisement starts a new loop.

@@ -29,7 +29,7 @@ from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
 from protocol.errors import ProtocolError
 from protocol.feed import FeedHead, Verdict, authenticate_run, classify
 from protocol.identity import Identity, fingerprint
-from protocol.records import validate_record
+from protocol.records import validate_authored, validate_record
 
 from . import derive
 from .errors import StorageError
@@ -242,6 +242,7 @@ class Store:
             StorageError: the database could not be written.
         """
         validate_record(kind, body)
+        validate_authored(kind, body, identity.node_id)
         with self._transaction("write the entry") as dirty:
             row = self._conn.execute(
                 "SELECT seq, head FROM feeds WHERE author = ?", (identity.node_id,)
@@ -308,6 +309,7 @@ class Store:
             try:  # the body already matches the signed body_hash (checked when decoded)
                 body = decode_body(entry.body_bytes or b"")
                 validate_record(entry.header.kind, body)
+                validate_authored(entry.header.kind, body, entry.header.author)
             except ProtocolError:
                 report.invalid += 1
                 continue
@@ -399,6 +401,7 @@ class Store:
             try:
                 body = decode_body(entry.body_bytes)
                 validate_record(entry.header.kind, body)
+                validate_authored(entry.header.kind, body, author)
             except ProtocolError as exc:
                 report.invalid += 1
                 report.blocked.setdefault(author, seq)

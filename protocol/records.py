@@ -563,6 +563,19 @@ def validate_record(kind: str, body: dict[str, Any]) -> None:
     check(body)
 
 
+def validate_authored(kind: str, body: dict[str, Any], author: bytes) -> None:
+    """The rules that tie a valid body to the author of its entry.
+
+    A circle names its author as its first facilitator: nobody can make a node facilitate (and
+    receive sealed sign-up details for) a circle it did not announce.
+
+    Raises:
+        InvalidRecordError: naming the field.
+    """
+    if kind == "circle" and body["facilitators"][0] != author:
+        raise InvalidRecordError("must be the circle's author", "facilitators[0]")
+
+
 def describe_kind(kind: str) -> list[tuple[str, bool, str]]:
     """The schema of a known kind as rows ``(dotted field, required, rule)``, for PROTOCOL.md.
 

@@ -332,9 +332,9 @@ def test_a_kept_key_with_a_lost_database_waits_for_recovery(home):
         assert actions.set_profile(reopened, "Ana").seq == 1
 
 
-def test_recovery_ends_once_our_old_entries_arrive(home_factory):
-    """Fetching our own earlier entries from a peer ends the recovery; the next append
-    continues the old feed."""
+def test_recovery_stays_pending_until_declared_done(home_factory):
+    """Entries of our own that arrive do not by themselves end the recovery (more may follow:
+    the node ends it once a peer's whole feed is in); after that, appends continue the feed."""
     ana, peer = home_factory("ana"), home_factory("peer")
     actions.set_profile(ana, "Ana")
     sync(ana, peer)
@@ -342,7 +342,10 @@ def test_recovery_ends_once_our_old_entries_arrive(home_factory):
     (ana.path / config.DATABASE_FILE).unlink()
     with Home.open(ana.path) as reopened:
         sync(peer, reopened)
-        assert not reopened.recovery_pending
+        assert reopened.recovery_pending
+        with pytest.raises(RecoveryPending):
+            actions.set_profile(reopened, "Ana again")
+        reopened.finish_recovery()
         assert actions.set_profile(reopened, "Ana again").seq == 2
 
 

@@ -261,3 +261,16 @@ async def test_an_unreachable_discovered_peer_is_forgotten(nodes, eventually, mo
     a.peers.discovered(ghost, ["127.0.0.1"], dead_port)
     assert ("id", ghost) in a.peers._dialers
     await eventually(lambda: ("id", ghost) not in a.peers._dialers, timeout=10)
+
+
+async def test_an_mdns_goodbye_does_not_cut_a_working_session(nodes, eventually):
+    """mDNS records can expire while TCP works: the live session stays, only redialling stops."""
+    a = await nodes.start("a")
+    b = await nodes.start("b")
+    a.peers.discovered(b.node_id, ["127.0.0.1"], b.port)
+    await eventually(lambda: b.node_id in a.peers.connections)
+    a.peers.vanished(b.node_id)
+    await asyncio.sleep(0.5)
+    assert a.peers.connections[b.node_id].is_open
+    await b.close()
+    await eventually(lambda: ("id", b.node_id) not in a.peers._dialers, timeout=10)

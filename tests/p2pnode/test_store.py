@@ -891,3 +891,13 @@ def test_refusals_are_counted_for_the_senders_score(store, ana):
     forged = with_signature(ana.add("x.test", {"n": 1}), b"\x00" * 64)
     report = ingest(store, [*ana.entries[:-1], forged])
     assert report.bad_signatures == 1 and report.blocked == {ANA.node_id: forged.seq}
+
+
+def test_a_circle_must_name_its_author_as_first_facilitator(store, ana):
+    """Nobody can make another node the facilitator (and sealing recipient) of their circle."""
+    ana.add("profile", profile_body())
+    ben = identity_from_seed("store ben")
+    entry = ana.add("circle", circle_body([ben.node_id, ANA.node_id]))
+    report = ingest(store, ana.entries)
+    assert report.invalid == 1 and store.get_entry(entry.id) is None
+    assert "facilitators[0]" in report.rejected[0][1]
