@@ -41,6 +41,7 @@ _BAN_SCORE = -50.0
 _BAN_SECONDS = 600.0
 _MAX_SCORE = 20.0
 _MAX_CONNECTIONS = 64
+_MAX_RECORDS = 2000
 
 
 @dataclass
@@ -74,8 +75,22 @@ class PeerManager:
     def record(self, node_id: bytes) -> PeerRecord:
         rec = self.records.get(node_id)
         if rec is None:
+            if len(self.records) >= _MAX_RECORDS:
+                self._forget_idle_records()
             rec = self.records[node_id] = PeerRecord(node_id, "", "incoming")
         return rec
+
+    def _forget_idle_records(self) -> None:
+        """Drop records of peers neither connected, dialled nor banned (oldest first): throwaway
+        identities must not grow our memory."""
+        now = time.monotonic()
+        for node_id in list(self.records):
+            if len(self.records) < _MAX_RECORDS // 2:
+                return
+            rec = self.records[node_id]
+            if (node_id not in self.connections and ("id", node_id) not in self._dialers
+                    and rec.banned_until <= now):
+                del self.records[node_id]
 
     def banned(self, node_id: bytes) -> bool:
         rec = self.records.get(node_id)

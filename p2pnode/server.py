@@ -1,7 +1,7 @@
 """The node's two HTTP faces (aiohttp):
 
-- the peer endpoint: one WebSocket per peer at `/p2pu/v1`, on the node's port, reachable from the
-  LAN (or only from the confined interface);
+- the peer endpoint: one WebSocket per peer at `/p2pu/v1`, on the node's port and `--listen`
+  address (all interfaces by default; `--interface` confines discovery, not this listener);
 - the control API: JSON over HTTP on 127.0.0.1 only, for the CLI and TUI of the same home; every
   request carries the bearer token from the home's 0600 `control.token`.
 """
