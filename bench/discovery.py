@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.netns import Bridge, child_env, netns_unavailable_reason  # noqa: E402
+from tests.netns import Bridge, child_env, netns_unavailable_reason
 
 P2PNODE = [sys.executable, "-m", "p2pnode.cli"]
 

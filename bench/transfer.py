@@ -13,20 +13,17 @@ all nodes in this one process for comparison. Peak RSS (VmHWM) is reported for e
 Targets: ≥ 60% of the crypto+hash bound from one peer; under 150 MB of memory per node.
 
 Everything binds to 127.0.0.1, every child is killed after `--timeout`, and temp files go when it
-ends. ``--dir /dev/shm`` takes the disk out of the picture (a download fsyncs every 4 MiB).
+ends. ``--dir /dev/shm`` takes the disk out of the picture (a download fsyncs every 16 MiB).
 ``--profile DIR`` writes cProfile stats of each node process there.
 
     .venv/bin/python bench/transfer.py [--size-mib 256] [--dir DIR] [--repeat 3]
-                                       [--profile DIR] [--set _WINDOW=16 ...]
+                                       [--profile DIR] [--serves 2] [--set _WINDOW=16 ...]
 
-What bounds it (2-core VM, 256 MiB; see the CPU lines it prints):
-- As shipped, each ``blob_get`` is a frame under the peer's 500 frames/s limit, so one peer
-  yields at most 500 chunks/s = 131 MB/s sustained (the 1000-frame burst lifts a 256 MiB run
-  to ~250 MB/s). The run with the rate raised shows what the transfer does without that cap.
-- Without the cap it is CPU-bound: per 256 MiB the downloader spends ~0.5 CPU-s (decrypt,
-  recv, SHA-256, pwrite) and the server ~0.45 (pread, SHA-256 re-verify, encrypt, send); on two
-  cores shared by both processes that is ~0.5-0.6 s of wall time whatever the window. The
-  crypto+hash bound is one core doing only the receiver's share with hot caches.
+What bounds it (2-core VM, 256 MiB; see the CPU lines it prints): the transfer is CPU-bound,
+both processes sharing two cores. Per 256 MiB the downloader spends ~0.45 CPU-s (recv, decrypt,
+SHA-256, pwrite, fsync every 16 MiB) and the server ~0.43 (pread, SHA-256 verify, encrypt,
+send); a server that served the file before skips the SHA-256 (``--serves 2``: ~0.3). The
+crypto+hash bound is one core doing only the receiver's share with hot caches.
 """
 
 from __future__ import annotations
@@ -204,9 +201,16 @@ async def role_serve(args: argparse.Namespace) -> None:
         print(json.dumps({"port": node.port, "pid": os.getpid()}), flush=True)
         cpu = cpu_seconds()
         loop_cpu = time.thread_time()
+        served = 0
+        loop = asyncio.get_running_loop()
         with _profiled(args, "serve"):
-            await _until_stdin_closes()
-        served = node.blobs.chunks_served
+            # each line on stdin asks for the figures since the previous one; EOF ends it
+            while await loop.run_in_executor(None, sys.stdin.buffer.readline):
+                now, now_loop = cpu_seconds(), time.thread_time()
+                print(json.dumps({"served": node.blobs.chunks_served - served, "cpu": now - cpu,
+                                  "loop_cpu": now_loop - loop_cpu}), flush=True)
+                cpu, loop_cpu, served = now, now_loop, node.blobs.chunks_served
+        served = node.blobs.chunks_served - served
         cpu = cpu_seconds() - cpu
         loop_cpu = time.thread_time() - loop_cpu
     print(json.dumps({"rss_mb": peak_rss_mb(), "served": served, "cpu": cpu,
@@ -273,28 +277,44 @@ async def multi_process(root: Path, holders: list[Path], blob_id: bytes,
         for child in servers:
             assert child.stdout is not None
             ports.append(json.loads(await asyncio.wait_for(child.stdout.readline(), 30))["port"])
-        fetch_home = root / f"fetch-mp-{len(holders)}"
         peer_args = [a for p in ports for a in ("--peer", str(p))]
-        fetcher = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--role", "fetch", "--home", str(fetch_home),
-            "--blob", node_id_text(blob_id), *peer_args, *extra,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, _ = await asyncio.wait_for(fetcher.communicate(), args.timeout)
-        except TimeoutError:
-            fetcher.kill()
-            await fetcher.wait()
-            raise
-        result = json.loads(out.decode().strip().splitlines()[-1])
-        shutil.rmtree(fetch_home, ignore_errors=True)
+        # --serves N: the same servers serve N fresh downloaders one after the other; the
+        # figures are the last one's (a server that served the file before)
+        for serve in range(args.serves):
+            marks = await _server_figures(servers)  # resets the servers' CPU counters
+            fetch_home = root / f"fetch-mp-{len(holders)}-{serve}"
+            fetcher = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--role", "fetch", "--home", str(fetch_home),
+                "--blob", node_id_text(blob_id), *peer_args, *extra,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            try:
+                out, _ = await asyncio.wait_for(fetcher.communicate(), args.timeout)
+            except TimeoutError:
+                fetcher.kill()
+                await fetcher.wait()
+                raise
+            result = json.loads(out.decode().strip().splitlines()[-1])
+            shutil.rmtree(fetch_home, ignore_errors=True)
+            marks = await _server_figures(servers)
     finally:
         tails = [await _stop(child) for child in servers]
     result["server_rss_mb"] = [json.loads(t)["rss_mb"] for t in tails if t.startswith("{")]
-    result["served"] = [json.loads(t)["served"] for t in tails if t.startswith("{")]
-    result["server_cpu"] = [json.loads(t)["cpu"] for t in tails if t.startswith("{")]
-    result["server_loop_cpu"] = [json.loads(t)["loop_cpu"] for t in tails if t.startswith("{")]
+    result["served"] = [m["served"] for m in marks]
+    result["server_cpu"] = [m["cpu"] for m in marks]
+    result["server_loop_cpu"] = [m["loop_cpu"] for m in marks]
     return result
+
+
+async def _server_figures(servers: list[asyncio.subprocess.Process]) -> list[dict[str, Any]]:
+    """Each server's chunks served and CPU seconds since the previous call."""
+    figures = []
+    for child in servers:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(b"figures\n")
+        await child.stdin.drain()
+        figures.append(json.loads(await asyncio.wait_for(child.stdout.readline(), 30)))
+    return figures
 
 
 async def in_process(root: Path, holders: list[Path], blob_id: bytes,
@@ -339,13 +359,15 @@ def _limits(args: argparse.Namespace) -> dict[str, float] | None:
 
 
 def _apply_settings(settings: list[str]) -> None:
-    from p2pnode import transfer
+    import importlib
 
     for item in settings:
         name, _, value = item.partition("=")
-        if not hasattr(transfer, name):
-            raise SystemExit(f"p2pnode.transfer has no {name}")
-        setattr(transfer, name, type(getattr(transfer, name))(value))
+        module_name, _, name = name.rpartition(".")
+        module = importlib.import_module(f"p2pnode.{module_name or 'transfer'}")
+        if not hasattr(module, name):
+            raise SystemExit(f"{module.__name__} has no {name}")
+        setattr(module, name, type(getattr(module, name))(value))
 
 
 def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -427,8 +449,12 @@ def main() -> None:
                         help="per-peer frame rate for every node (default: run as shipped, then"
                              f" at {_RAISED_RATE:g})")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (median shown)")
+    parser.add_argument("--serves", type=int, default=1,
+                        help="downloads served by the same server processes per run; the last"
+                             " one is shown (2: a server that served the file before)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a p2pnode.transfer constant, e.g. _WINDOW=16 (tuning)")
+                        help="override a p2pnode.transfer constant, e.g. _WINDOW=16, or another"
+                             " module's, e.g. blobstore._FLUSH_EVERY_CHUNKS=64 (tuning)")
     parser.add_argument("--role", choices=["static", "serve", "fetch"], help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)

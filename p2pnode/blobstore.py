@@ -13,6 +13,10 @@ Rules it keeps:
 - A complete blob matches its manifest: `add_file` hashes exactly the bytes it copies, and a
   download writes only chunks that verified. `read_chunk` and `export_to` still re-verify what
   they read, so a file damaged on disk is never served or exported (`CorruptBlob`).
+- Serving verifies each chunk once per file state: a chunk that verified is remembered (in
+  memory, `_VerifiedChunks`) against the file's identity and times (device, inode, size, mtime,
+  ctime), so serving it again skips SHA-256 until the file changes or the process restarts.
+  A read during which the file changed is verified and not remembered.
 - A bit in a persisted bitmap implies its chunk is on disk: the .part is fsynced before the
   bitmap that covers it is written (temp file, fsync, `os.replace`). Bitmap writes are batched
   (`_FLUSH_EVERY_CHUNKS` chunks or `_FLUSH_INTERVAL_S`); a crash loses at most that much.
@@ -34,7 +38,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from protocol.blobs import (
@@ -46,6 +50,7 @@ from protocol.blobs import (
     decode_manifest,
     max_manifest_size,
     verify_chunk,
+    verify_chunk_pieces,
 )
 from protocol.errors import MalformedError
 
@@ -55,14 +60,19 @@ from .errors import NodeError
 SPACE_MARGIN = 64 * 1024 * 1024
 
 _COPY_PIECE = 1024 * 1024
-_FLUSH_EVERY_CHUNKS = 16
+#: 16 MiB: each flush is three fsyncs (the .part, the new bitmap, the directory); flushing
+#: every 4 MiB cost ~8% of a download's CPU on the bench.
+_FLUSH_EVERY_CHUNKS = 64
 _FLUSH_INTERVAL_S = 0.5
 _MANIFEST_CACHE = 64
+#: Blobs whose verified chunks are remembered (at most one byte per chunk: 16 KiB for 4 GiB).
+_VERIFIED_CACHE = 64
 _STALE_TEMP_S = 3600
 _TEMP_PREFIX = ".tmp-"
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 
 ProgressCallback = Callable[[int, int], None]
+Buffer = bytes | bytearray | memoryview
 
 
 # Will become a subclass of the package-wide NodeError; kept on Exception until that exists.
@@ -153,6 +163,7 @@ class BlobStore:
         self._lock = threading.RLock()  # guards the manifest cache and the open partials
         self._manifests: OrderedDict[bytes, Manifest] = OrderedDict()
         self._partials: dict[bytes, PartialBlob] = {}
+        self._verified = _VerifiedChunks(_VERIFIED_CACHE)
         self._remove_stale_temp()
 
     # -- paths -------------------------------------------------------------------------------
@@ -236,12 +247,28 @@ class BlobStore:
         return self._require_manifest(blob_id).encode()[offset : offset + length]
 
     def read_chunk(self, blob_id: bytes, index: int) -> bytes:
-        """Read chunk `index` of a complete blob, re-verified against its manifest.
+        """Read chunk `index` of a complete blob, verified against its manifest.
 
         Raises:
             BlobNotFound: the blob is not complete here, or has no chunk `index`.
             CorruptBlob: the bytes on disk no longer match the manifest.
         """
+        return self.read_chunk_pieces(blob_id, index, self._require_manifest(blob_id).chunk_size)[0]
+
+    def read_chunk_pieces(self, blob_id: bytes, index: int, piece_size: int) -> list[bytes]:
+        """Read chunk `index` of a complete blob as consecutive pieces of `piece_size` bytes
+        (the last may be shorter), verified against its manifest.
+
+        A chunk that verified before, with the file unchanged since (`_VerifiedChunks`), is not
+        hashed again.
+
+        Raises:
+            BlobNotFound: the blob is not complete here, or has no chunk `index`.
+            CorruptBlob: the bytes on disk no longer match the manifest.
+            ValueError: `piece_size` is not positive.
+        """
+        if piece_size <= 0:
+            raise ValueError(f"piece size {piece_size} must be > 0")
         manifest = self._require_manifest(blob_id)
         if not 0 <= index < manifest.chunk_count:
             raise BlobNotFound(
@@ -251,15 +278,32 @@ class BlobStore:
             fd = os.open(self._path(blob_id), os.O_RDONLY | _O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFound(f"blob {blob_hex(blob_id)} is not complete here") from None
+        length = manifest.chunk_length(index)
+        offset = manifest.chunk_offset(index)
         try:
-            data = _pread_exact(fd, manifest.chunk_length(index), manifest.chunk_offset(index))
+            before = _file_key(os.fstat(fd))
+            pieces = [
+                _pread_exact(fd, min(piece_size, length - start), offset + start)
+                for start in range(0, length, piece_size)
+            ]
+            key = _file_key(os.fstat(fd))
         finally:
             os.close(fd)
-        if not verify_chunk(manifest, index, data):
+        stable = key == before
+        if (
+            stable
+            and self._verified.has(blob_id, key, index)
+            and sum(len(piece) for piece in pieces) == length
+        ):
+            return pieces
+        if not verify_chunk_pieces(manifest, index, pieces):
+            self._verified.forget(blob_id)
             raise CorruptBlob(
                 f"blob {blob_hex(blob_id)} chunk {index} on disk does not match its manifest"
             )
-        return data
+        if stable:
+            self._verified.add(blob_id, key, index, manifest.chunk_count)
+        return pieces
 
     # -- adding local files ------------------------------------------------------------------
 
@@ -462,6 +506,7 @@ class BlobStore:
                     self._path(blob_id, suffix).unlink()
                     removed = True
             self._manifests.pop(blob_id, None)
+            self._verified.forget(blob_id)
             return removed
 
     # -- internals ---------------------------------------------------------------------------
@@ -543,8 +588,12 @@ class PartialBlob:
     def path(self) -> Path:
         return self.store._path(self.blob_id, ".part")
 
-    def write_chunk(self, index: int, data: bytes | bytearray | memoryview) -> bool:
+    def write_chunk(self, index: int, data: Buffer | Sequence[Buffer]) -> bool:
         """Verify chunk `index` and write it at its offset.
+
+        Args:
+            data: the chunk, or a list (or tuple) of consecutive pieces of it (as they arrived;
+                hashed and written without joining them).
 
         Returns:
             False, writing nothing, when `data` is not that chunk (wrong index, length or
@@ -554,18 +603,20 @@ class PartialBlob:
             InsufficientSpace: the disk filled up (the chunk is not marked held).
             BlobStoreError: the download was closed.
         """
-        if not verify_chunk(self.manifest, index, data):
+        pieces = data if isinstance(data, list | tuple) else (data,)
+        if not verify_chunk_pieces(self.manifest, index, pieces):
             return False
         with self._lock:
             self._check_open()
             if self._held[index]:
                 return True
             try:
-                _pwrite_all(self._fd, data, self.manifest.chunk_offset(index))
+                _pwritev_all(self._fd, pieces, self.manifest.chunk_offset(index))
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     free = shutil.disk_usage(self.store.root).free
-                    raise InsufficientSpace(len(data), free, f"chunk {index}") from None
+                    length = self.manifest.chunk_length(index)
+                    raise InsufficientSpace(length, free, f"chunk {index}") from None
                 raise
             self._held.set(index)
             self._pending += 1
@@ -678,6 +729,65 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> N
         n = os.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
+
+
+def _pwritev_all(fd: int, pieces: Sequence[Buffer], offset: int) -> None:
+    """Write consecutive pieces at `offset` with one system call (a short write is finished
+    piece by piece)."""
+    if len(pieces) == 1 or not hasattr(os, "pwritev"):
+        for piece in pieces:
+            _pwrite_all(fd, piece, offset)
+            offset += len(piece)
+        return
+    written = os.pwritev(fd, pieces, offset)
+    for piece in pieces:
+        size = len(piece)
+        if written < size:
+            _pwrite_all(fd, memoryview(piece)[written:], offset + written)
+            written = size
+        written -= size
+        offset += size
+
+
+def _file_key(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is replaced or written to (see `_VerifiedChunks`)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _VerifiedChunks:
+    """Chunks of complete blobs that verified against their manifest, per blob, for as long as
+    the blob's file keeps the same `_file_key` (a replaced or rewritten file starts afresh).
+
+    Bounded: the least recently used blob is forgotten beyond `max_blobs`. Thread-safe.
+    """
+
+    def __init__(self, max_blobs: int) -> None:
+        self._max = max_blobs
+        self._lock = threading.Lock()
+        self._blobs: OrderedDict[bytes, tuple[tuple[int, ...], bytearray]] = OrderedDict()
+
+    def has(self, blob_id: bytes, key: tuple[int, ...], index: int) -> bool:
+        with self._lock:
+            entry = self._blobs.get(blob_id)
+            if entry is None or entry[0] != key:
+                return False
+            self._blobs.move_to_end(blob_id)
+            return 0 <= index < len(entry[1]) and entry[1][index] == 1
+
+    def add(self, blob_id: bytes, key: tuple[int, ...], index: int, count: int) -> None:
+        with self._lock:
+            entry = self._blobs.get(blob_id)
+            if entry is None or entry[0] != key or len(entry[1]) != count:
+                entry = (key, bytearray(count))
+                self._blobs[blob_id] = entry
+            self._blobs.move_to_end(blob_id)
+            entry[1][index] = 1
+            while len(self._blobs) > self._max:
+                self._blobs.popitem(last=False)
+
+    def forget(self, blob_id: bytes) -> None:
+        with self._lock:
+            self._blobs.pop(blob_id, None)
 
 
 def _pread_exact(fd: int, length: int, offset: int) -> bytes:

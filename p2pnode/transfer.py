@@ -19,7 +19,10 @@ blob exchange; `protocol.blobs` decides what to ask of whom (`DownloadPlan`) and
 - Chunk requests count against the peer's frame rate: they are paced by `Session.send_credit`,
   never sent beyond it (the peer would drop them and score us down).
 - Serving answers each connection's requests in order, chunk pieces via `send_bulk` (flow
-  control), and stops a request as soon as the peer cancels it.
+  control), and stops a request as soon as the peer cancels it. A chunk is read (and verified,
+  unless it verified before and the file is unchanged: `BlobStore.read_chunk_pieces`) already
+  cut into ``blob_data`` pieces; a received chunk is hashed and written as the pieces it came
+  in (`PartialBlob.write_chunk`). Neither side joins or slices a chunk on the event loop.
 - A chunk is verified before it is written (`PartialBlob.write_chunk`); a bad one gives the peer
   a strike in the plan and lowers its score, and the chunk is asked of another holder.
 - Downloads are shared: fetching a blob already being fetched follows the same download. When
@@ -71,10 +74,15 @@ _HOLDER_WAIT = 2.0
 _STALL_WAIT = 30.0
 #: A peer with requests open that sends nothing for this long is dropped from the download.
 _REQUEST_TIMEOUT = 20.0
-#: Chunk requests in flight per peer. 8 x 256 KiB keeps a loopback or LAN peer busy (bench:
-#: 4 is slower, 16 and 24 no faster); the session allows 64 open requests, so several
-#: downloads fit side by side.
-_WINDOW = 8
+#: Chunk requests in flight per peer (8 MiB). More in flight means fewer, fuller socket reads
+#: and wake-ups per byte on both sides: on the 2-core bench (256 MiB, one peer, blob_get not
+#: rate-limited) 8 gave ~450 MB/s, 16 ~520, 24 ~540, 32 ~560 with less CPU per byte. The
+#: session allows 64 open requests; a second download from the same peer gets what is left
+#: (`pump` keeps to the cap).
+_WINDOW = 32
+#: ... but a peer's window is no larger than its share of the chunks still missing (at least
+#: this many), so that a small file is still spread over every holder.
+_MIN_WINDOW = 8
 #: Received chunks waiting to be verified and written, per download. Counting them in the
 #: window instead halved loopback throughput: I/O threads wait for the GIL behind the loop.
 _MAX_WRITES = 16
@@ -90,8 +98,10 @@ _BAD_MANIFEST_PENALTY = 20.0
 _PROTOCOL_PENALTY = 10.0
 #: Blob ids remembered per peer (``have_blobs`` from a peer beyond this are ignored).
 _MAX_PEER_BLOBS = 100_000
-#: Blob I/O threads. Two beat four on the bench: fewer threads fight the loop for the GIL.
-_IO_THREADS = 2
+#: Blob I/O threads. One beats two (and two beat four) on the 2-core bench, ~8% less CPU per
+#: byte: fewer threads fight the loop for the GIL and the cores. SHA-256 runs at ~1.7 GB/s on
+#: one thread, so one keeps up with the network.
+_IO_THREADS = 1
 #: Chunks read ahead per connection while one is being sent.
 _READ_AHEAD = 2
 
@@ -532,6 +542,8 @@ class _Download:
         if plan is None or self.stopping:
             return
         now = time.monotonic()
+        missing = plan.manifest.chunk_count - plan.held_count
+        share = max(_MIN_WINDOW, min(_WINDOW, -(-missing // max(1, len(self.in_plan)))))
         for peer in list(self.in_plan):
             conn = peer.conn
             if not conn.is_open:
@@ -550,7 +562,7 @@ class _Download:
             # leaves out the chunks being written, up to `_MAX_WRITES` for the download.
             outstanding = len(plan.outstanding(peer))
             writing = self.writing.get(peer, 0)
-            window = outstanding if len(self.writes) >= _MAX_WRITES else _WINDOW + writing
+            window = outstanding if len(self.writes) >= _MAX_WRITES else share + writing
             chosen = plan.next_requests(peer, min(window, outstanding + room))
             if chosen and not outstanding:
                 self.progress_at[peer] = time.monotonic()
@@ -578,15 +590,15 @@ class _Download:
         self.service.chunks_requested += 1
 
     def chunk_arrived(self, req: _ChunkRequest) -> None:
-        """All pieces of a chunk are in: verify and write it off the loop."""
+        """All pieces of a chunk are in: verify and write it off the loop (the pieces as they
+        came, hashed one after the other and written with one pwritev: never joined)."""
         self.requests.pop((req.peer, req.index), None)
         parts, req.parts = req.parts, []
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
         partial = self.partial
         if partial is None:
             return
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.service._pool, partial.write_chunk, req.index, data)
+        future = loop.run_in_executor(self.service._pool, partial.write_chunk, req.index, parts)
         self.writes.add(future)
         self.writing[req.peer] = self.writing.get(req.peer, 0) + 1
         future.add_done_callback(functools.partial(self._written, req.peer, req.index))
@@ -894,16 +906,17 @@ class BlobService:
         return True
 
     # -- serving -----------------------------------------------------------------------------
-    def _load_chunk(self, blob_id: bytes, index: int) -> bytes:
-        """Read one chunk to serve (in a blob I/O thread; re-verified by the store)."""
-        return self.store.read_chunk(blob_id, index)
+    def _load_chunk(self, blob_id: bytes, index: int) -> list[bytes]:
+        """Read one chunk to serve, cut into `blob_data` pieces (in a blob I/O thread; verified
+        by the store unless it verified before and the file has not changed since)."""
+        return self.store.read_chunk_pieces(blob_id, index, fr.MAX_BLOB_DATA)
 
     def _load_manifest(self, blob_id: bytes) -> bytes:
         if not self.store.has(blob_id):
             raise BlobNotFound("not held here")
         return self.store.manifest_bytes(blob_id)
 
-    def _read_ahead(self, get: fr.BlobGet) -> asyncio.Future[bytes]:
+    def _read_ahead(self, get: fr.BlobGet) -> asyncio.Future[list[bytes]]:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, self._load_chunk, get.blob_id, get.index)
         future.add_done_callback(_retrieve)
@@ -912,7 +925,7 @@ class BlobService:
     async def _serve(self, peer: _Peer) -> None:
         """Answer the peer's requests in order, one at a time, with the chunks of the next
         `_READ_AHEAD` queued requests being read (and re-verified) meanwhile in I/O threads."""
-        ahead: dict[int, asyncio.Future[bytes]] = {}
+        ahead: dict[int, asyncio.Future[list[bytes]]] = {}
         while True:
             if not peer.queued:
                 ahead.clear()
@@ -929,14 +942,18 @@ class BlobService:
                     if start > len(data):
                         raise ValueError(f"offset {start} is past the manifest's end "
                                          f"({len(data)} bytes)")
+                    step = fr.MAX_BLOB_DATA
+                    pieces = [data[i : i + step] for i in range(start, len(data), step)] or [b""]
+                    total = len(data)
                 else:
                     future = ahead.pop(req_id, None)
                     if future is None:
                         future = self._read_ahead(get)
                     self._plan_reads(peer, ahead)
-                    data = await future
+                    pieces = await future
                     start = 0
-                if not await self._send_pieces(peer, req_id, start, data):
+                    total = sum(len(piece) for piece in pieces)
+                if not await self._send_pieces(peer, req_id, start, total, pieces):
                     return
                 if get.part == "chunk" and not peer.current_cancelled:
                     peer.chunks_served += 1
@@ -957,7 +974,7 @@ class BlobService:
             finally:
                 peer.current = None
 
-    def _plan_reads(self, peer: _Peer, ahead: dict[int, asyncio.Future[bytes]]) -> None:
+    def _plan_reads(self, peer: _Peer, ahead: dict[int, asyncio.Future[list[bytes]]]) -> None:
         """Start reading the chunks of the next queued requests; forget cancelled ones."""
         for stale in [r for r in ahead if r not in peer.queued]:
             del ahead[stale]
@@ -970,23 +987,21 @@ class BlobService:
             with contextlib.suppress(ProtocolError):
                 peer.conn.send(fr.BlobError(req_id, code, message[: fr.MAX_MESSAGE_LENGTH]))
 
-    async def _send_pieces(self, peer: _Peer, req_id: int, start: int, data: bytes) -> bool:
-        """Send ``data[start:]`` as pieces; False when the session is gone."""
+    async def _send_pieces(self, peer: _Peer, req_id: int, start: int, total: int,
+                           pieces: list[bytes]) -> bool:
+        """Send `pieces` (consecutive, each at most `MAX_BLOB_DATA`, from offset `start` up to
+        `total`) as ``blob_data`` frames; False when the session is gone."""
         conn = peer.conn
-        total = len(data)
         offset = start
-        step = fr.MAX_BLOB_DATA
-        while True:
+        for piece in pieces:
             if peer.current_cancelled:
                 return True
-            piece = data[offset : offset + step]
             try:
                 await conn.send_bulk(fr.BlobData(req_id, offset, piece, total))
             except ConnectionError:
                 return False
             offset += len(piece)
-            if offset >= total:
-                return True
+        return True
 
     # -- peers coming and going --------------------------------------------------------------
     async def _watch(self, peer: _Peer, serve: asyncio.Task[None]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -173,6 +173,21 @@ def verify_chunk(manifest: Manifest, index: int, data: bytes | bytearray | memor
     if len(data) != manifest.chunk_length(index):
         return False
     return hashlib.sha256(data).digest() == manifest.chunk_hashes[index]
+
+
+def verify_chunk_pieces(
+    manifest: Manifest, index: int, pieces: Sequence[bytes | bytearray | memoryview]
+) -> bool:
+    """`verify_chunk` for a chunk held as consecutive pieces (as it travels), without joining
+    them: True when their concatenation is exactly chunk `index`."""
+    if not 0 <= index < manifest.chunk_count:
+        return False
+    if sum(len(piece) for piece in pieces) != manifest.chunk_length(index):
+        return False
+    hasher = hashlib.sha256()
+    for piece in pieces:
+        hasher.update(piece)
+    return hasher.digest() == manifest.chunk_hashes[index]
 
 
 class ManifestBuilder:

@@ -193,6 +193,150 @@ def test_damaged_blob_is_detected_by_read_chunk(tmp_path: Path, blob_store: Blob
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
+def test_read_chunk_pieces(tmp_path: Path, blob_store: BlobStore) -> None:
+    """A chunk read as pieces is the chunk cut at `piece_size`, the last piece shorter."""
+    data = blob(2 * CHUNK_SIZE + 10)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    pieces = blob_store.read_chunk_pieces(manifest.blob_id, 0, 61440)
+    assert [len(p) for p in pieces] == [61440] * 4 + [CHUNK_SIZE - 4 * 61440]
+    assert b"".join(pieces) == data[:CHUNK_SIZE]
+    assert blob_store.read_chunk_pieces(manifest.blob_id, 2, 61440) == [data[2 * CHUNK_SIZE :]]
+    assert blob_store.read_chunk_pieces(manifest.blob_id, 1, CHUNK_SIZE) == [
+        data[CHUNK_SIZE : 2 * CHUNK_SIZE]
+    ]
+    with pytest.raises(ValueError):
+        blob_store.read_chunk_pieces(manifest.blob_id, 0, 0)
+    with pytest.raises(BlobNotFound):
+        blob_store.read_chunk_pieces(manifest.blob_id, 3, 61440)
+
+
+def _count_verifies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    verify = blobstore.verify_chunk_pieces
+
+    def counting(manifest: Manifest, index: int, pieces: object) -> bool:
+        calls.append(index)
+        return verify(manifest, index, pieces)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blobstore, "verify_chunk_pieces", counting)
+    return calls
+
+
+def test_served_chunks_are_verified_once(
+    tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk that verified is not hashed again while its file is unchanged."""
+    data = blob(2 * CHUNK_SIZE + 10)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    calls = _count_verifies(monkeypatch)
+    for _ in range(3):
+        assert blob_store.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
+        assert b"".join(blob_store.read_chunk_pieces(manifest.blob_id, 1, 61440)) == (
+            data[CHUNK_SIZE : 2 * CHUNK_SIZE]
+        )
+    assert calls == [0, 1]
+    # another store (another process) verifies for itself
+    other = BlobStore(blob_store.root)
+    assert other.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
+    assert calls == [0, 1, 0]
+
+
+@pytest.mark.parametrize("change", ["rewrite", "replace", "touch"])
+def test_a_changed_file_is_verified_again(
+    tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Damage after a chunk verified is caught once the file changed: written in place (even
+    with its mtime put back), replaced by another file, or just touched."""
+    data = blob(2 * CHUNK_SIZE + 10)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    path = blob_store.path(manifest.blob_id)
+    assert blob_store.read_chunk(manifest.blob_id, 1) == data[CHUNK_SIZE : 2 * CHUNK_SIZE]
+    calls = _count_verifies(monkeypatch)
+    st = path.stat()
+    damaged = bytearray(data)
+    damaged[CHUNK_SIZE + 7] ^= 1
+    if change == "rewrite":
+        with open(path, "r+b") as f:
+            f.seek(CHUNK_SIZE + 7)
+            f.write(bytes([damaged[CHUNK_SIZE + 7]]))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # only the ctime tells
+    elif change == "replace":
+        fresh = tmp_path / "fresh"
+        fresh.write_bytes(bytes(damaged))
+        os.utime(fresh, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(fresh, path)
+    else:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    if change == "touch":
+        assert blob_store.read_chunk(manifest.blob_id, 1) == data[CHUNK_SIZE : 2 * CHUNK_SIZE]
+    else:
+        with pytest.raises(CorruptBlob, match="chunk 1"):
+            blob_store.read_chunk(manifest.blob_id, 1)
+        with pytest.raises(CorruptBlob, match="chunk 1"):  # and not remembered as good
+            blob_store.read_chunk(manifest.blob_id, 1)
+    assert calls[0] == 1
+
+
+def test_a_damaged_chunk_is_never_served_first(tmp_path: Path, blob_store: BlobStore) -> None:
+    """The first serve of a chunk verifies it, even when other chunks verified before."""
+    data = blob(2 * CHUNK_SIZE)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    path = blob_store.path(manifest.blob_id)
+    with open(path, "r+b") as f:
+        f.seek(CHUNK_SIZE + 1)
+        f.write(bytes([data[CHUNK_SIZE + 1] ^ 0x40]))
+    assert blob_store.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
+    for _ in range(2):
+        with pytest.raises(CorruptBlob, match="chunk 1"):
+            blob_store.read_chunk_pieces(manifest.blob_id, 1, 61440)
+    assert blob_store.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
+
+
+def test_verified_cache_is_bounded(
+    tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond `_VERIFIED_CACHE` blobs the least recently served is forgotten (and verified
+    again when served)."""
+    cache = blobstore._VerifiedChunks(2)
+    monkeypatch.setattr(blob_store, "_verified", cache)
+    ids = [blob_store.add_file(write_source(tmp_path, blob(100, seed=i), f"s{i}")).blob_id
+           for i in range(3)]
+    calls = _count_verifies(monkeypatch)
+    for blob_id in ids:
+        blob_store.read_chunk(blob_id, 0)
+    blob_store.read_chunk(ids[2], 0)
+    blob_store.read_chunk(ids[1], 0)
+    blob_store.read_chunk(ids[0], 0)  # forgotten: the first of three
+    assert len(calls) == 4
+    blob_store.remove(ids[1])
+    assert len(cache._blobs) == 1
+
+
+def test_write_chunk_accepts_pieces(
+    tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk given as pieces is verified and written whole, including after a short write."""
+    data = blob(3 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    partial = blob_store.start_download(manifest)
+    chunk = data[CHUNK_SIZE : 2 * CHUNK_SIZE]
+    pieces = [chunk[i : i + 61440] for i in range(0, CHUNK_SIZE, 61440)]
+    bad = [*pieces[:-1], pieces[-1][:-1] + b"!"]
+    assert partial.write_chunk(1, bad) is False
+    assert partial.write_chunk(1, pieces) is True
+    pwritev = os.pwritev
+
+    def short_pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+        return pwritev(fd, [bytes(buffers[0])[:1000]], offset)  # a short write
+
+    monkeypatch.setattr(blobstore.os, "pwritev", short_pwritev)
+    first = data[:CHUNK_SIZE]
+    assert partial.write_chunk(0, tuple(first[i : i + 61440] for i in range(0, CHUNK_SIZE, 61440)))
+    assert partial.write_chunk(2, data[2 * CHUNK_SIZE :])
+    partial.complete()
+    assert blob_store.path(manifest.blob_id).read_bytes() == data
+
+
 def test_missing_blob_and_chunk_raise_not_found(blob_store: BlobStore) -> None:
     """Unknown blobs and chunk indices past the end raise BlobNotFound; manifest() is None."""
     unknown = bytes(32)

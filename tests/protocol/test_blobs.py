@@ -24,6 +24,7 @@ from protocol.blobs import (
     manifest_for,
     max_manifest_size,
     verify_chunk,
+    verify_chunk_pieces,
 )
 from protocol.errors import LocalProtocolError, MalformedError
 
@@ -215,6 +216,27 @@ def test_verify_chunk() -> None:
     assert not verify_chunk(manifest, 1, data[CHUNK_SIZE:] + b"!")
     assert not verify_chunk(manifest, 2, b"")
     assert not verify_chunk(manifest, -1, data[CHUNK_SIZE:])
+
+
+def test_verify_chunk_pieces_matches_verify_chunk() -> None:
+    """Pieces verify exactly when their concatenation does, however the chunk is cut."""
+    data = blob(CHUNK_SIZE + 10)
+    manifest = manifest_for(data)
+    first = data[:CHUNK_SIZE]
+    for cuts in ([], [1], [61440, 122880, 184320, 245760], [0, 0, 100], [CHUNK_SIZE - 1]):
+        bounds = [0, *cuts, CHUNK_SIZE]
+        pieces = [first[a:b] for a, b in itertools.pairwise(bounds)]
+        assert verify_chunk_pieces(manifest, 0, pieces)
+        assert verify_chunk_pieces(manifest, 0, [memoryview(p) for p in pieces])
+        assert not verify_chunk_pieces(manifest, 1, pieces)
+        assert not verify_chunk_pieces(manifest, 0, [*pieces, b"!"])
+        rotated = [*pieces[1:], pieces[0]]
+        assert verify_chunk_pieces(manifest, 0, rotated) == (b"".join(rotated) == first)
+    assert verify_chunk_pieces(manifest, 1, [data[CHUNK_SIZE:CHUNK_SIZE + 3],
+                                             data[CHUNK_SIZE + 3:]])
+    assert not verify_chunk_pieces(manifest, 0, [])
+    assert not verify_chunk_pieces(manifest, 2, [])
+    assert not verify_chunk_pieces(manifest, -1, [data[CHUNK_SIZE:]])
 
 
 _SPLIT_DATA = blob(3 * CHUNK_SIZE + 1234, seed=7)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol import frames as frames_module
 from protocol.codec import pack
 from protocol.entry import Entry, create_entry
 from protocol.errors import LocalProtocolError, MalformedError
@@ -372,3 +373,171 @@ def test_decode_mutated_frames(frame: Frame, data: st.DataObject) -> None:
     else:
         del encoded[data.draw(st.integers(0, len(encoded) - 1)) :]
     _check_decode(bytes(encoded))
+
+
+# -- blob_data fast paths: the same bytes and the same verdicts as the generic paths -------------
+
+def _generic_encode(frame: Frame) -> bytes:
+    """encode_frame without its blob_data fast path."""
+    try:
+        return pack(frames_module._wire(frame))
+    except MalformedError as exc:
+        raise LocalProtocolError(exc.reason, exc.field) from None
+
+
+def _outcome(fn: object, *args: object) -> tuple[str, object]:
+    try:
+        return "ok", fn(*args)  # type: ignore[operator]
+    except (MalformedError, LocalProtocolError) as exc:
+        return type(exc).__name__, (exc.reason, exc.field)
+
+
+#: Integers around every msgpack width boundary and the frame limits.
+edge_ints = st.sampled_from(
+    [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, MAX_UINT32, MAX_UINT32 + 1, MAX_UINT,
+     MAX_UINT + 1, 2**63, 2**64 - 1, -1, -(2**31)]
+) | st.integers(-(2**64) + 1, 2**64 - 1)
+edge_sizes = st.sampled_from([0, 1, 0xFF, 0x100, MAX_BLOB_DATA - 1, MAX_BLOB_DATA,
+                              MAX_BLOB_DATA + 1]) | st.integers(0, 300)
+
+
+@st.composite
+def any_blob_data(draw: st.DrawFn) -> BlobData:
+    """BlobData with fields anywhere near (and beyond) the rules, valid or not."""
+    size = draw(edge_sizes)
+    data: object = b"\xab" * size
+    if draw(st.integers(0, 9)) == 0:
+        data = draw(st.sampled_from([bytearray(size), memoryview(bytes(size)), "x" * size, None]))
+    if draw(st.booleans()):
+        offset = draw(st.integers(0, 2 * MAX_BLOB_DATA))
+        total = offset + size + draw(st.integers(-2, 2 * MAX_BLOB_DATA))
+    else:
+        offset, total = draw(edge_ints), draw(edge_ints)
+    req_id = draw(edge_ints | st.sampled_from([True, False, 1.0]))
+    return BlobData(req_id, offset, data, total)
+
+
+@settings(max_examples=1500)
+@given(any_blob_data())
+def test_blob_data_encode_fast_path_matches_generic(frame: BlobData) -> None:
+    """encode_frame(BlobData) gives the generic encoder's bytes, or raises what it raises."""
+    assert _outcome(encode_frame, frame) == _outcome(_generic_encode, frame)
+
+
+@settings(max_examples=500)
+@given(blob_data())
+def test_blob_data_fast_paths_engage(frame: BlobData) -> None:
+    """Valid frames take both fast paths (they are not just falling back)."""
+    encoded = frames_module._encode_blob_data(frame)
+    assert encoded == pack(["blob_data", frame.req_id, frame.offset, frame.data, frame.total])
+    assert frames_module._decode_blob_data_fast(encoded) == frame
+    assert type(frames_module._decode_blob_data_fast(encoded).data) is bytes
+
+
+def _encode_int(value: int, form: int) -> bytes:
+    """`value` in one of msgpack's integer forms, canonical or not (form 0: canonical)."""
+    forms = [(0xCC, 1), (0xCD, 2), (0xCE, 4), (0xCF, 8), (0xD0, 1), (0xD1, 2), (0xD2, 4),
+             (0xD3, 8)]
+    if form == 0:
+        return pack(value)
+    marker, width = forms[(form - 1) % len(forms)]
+    signed = marker >= 0xD0
+    try:
+        return bytes((marker,)) + value.to_bytes(width, "big", signed=signed)
+    except OverflowError:
+        return pack(value)
+
+
+@st.composite
+def blob_data_bytes(draw: st.DrawFn) -> bytes:
+    """blob_data frames encoded canonically or not, then perhaps damaged."""
+    kind = draw(st.sampled_from(["blob_data"] * 8 + ["blob_dat", "blob_datb"]))
+    size = draw(edge_sizes)
+    if draw(st.booleans()):
+        offset = draw(st.integers(0, 3 * MAX_BLOB_DATA))
+        total = offset + size + draw(st.integers(-2, 3 * MAX_BLOB_DATA))
+    else:
+        offset, total = draw(edge_ints), draw(edge_ints)
+    req_id = draw(edge_ints)
+    values = [req_id, offset, total]
+    if any(not -(2**63) <= v < 2**64 for v in values):
+        values = [0, 0, 0]
+    req_id, offset, total = values
+    forms = st.sampled_from([0] * 24 + list(range(1, 9)))  # mostly canonical
+    payload = b"\x5a" * size
+    bin_form = draw(st.sampled_from([0] * 6 + [1, 2, 3]))
+    if bin_form == 0 or size > 0xFFFF:
+        binary = pack(payload)
+    else:
+        width = (1, 2, 4)[bin_form - 1]
+        if size >= 256**width:
+            width = 4
+        binary = bytes(({1: 0xC4, 2: 0xC5, 4: 0xC6}[width],)) + size.to_bytes(width, "big")
+        binary += payload
+    items = [pack(kind), _encode_int(req_id, draw(forms)), _encode_int(offset, draw(forms)),
+             binary, _encode_int(total, draw(forms))]
+    if draw(st.integers(0, 5)) == 0:
+        try:
+            extra = pack(draw(msgpack_values))
+        except (OverflowError, ValueError):
+            extra = b"\xc0"
+        items.insert(draw(st.integers(1, 5)), extra)  # a sixth item
+        head = b"\x96"
+    elif draw(st.integers(0, 5)) == 0:
+        del items[draw(st.integers(1, 4))]
+        head = b"\x94"
+    else:
+        head = b"\x95"
+    encoded = bytearray(head + b"".join(items))
+    damage = draw(st.sampled_from([0] * 3 + [1, 2, 3]))
+    if damage == 1 and encoded:
+        for _ in range(draw(st.integers(1, 3))):
+            i = draw(st.integers(0, len(encoded) - 1))
+            encoded[i] ^= draw(st.integers(1, 255))
+    elif damage == 2:
+        del encoded[draw(st.integers(0, len(encoded))) :]
+    elif damage == 3:
+        encoded += draw(st.binary(min_size=1, max_size=12))
+    return bytes(encoded)
+
+
+@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(blob_data_bytes())
+def test_blob_data_decode_fast_path_matches_generic(data: bytes) -> None:
+    """decode_frame accepts exactly what the generic decoder accepts, with the same frame, and
+    rejects the rest with the same error."""
+    fast = _outcome(decode_frame, data)
+    assert fast == _outcome(frames_module._decode_generic, data)
+    if fast[0] == "ok" and isinstance(fast[1], BlobData):
+        assert type(fast[1].data) is bytes
+
+
+def test_blob_data_decode_fast_path_edges() -> None:
+    """Hand-picked near misses: each decodes (or fails) exactly as the generic path says."""
+    good = encode_frame(BlobData(7, 0, b"abc", 3))
+    cases = [
+        good,
+        good + b"\x00",                       # trailing byte
+        good[:-1],                            # total cut off
+        good[:-1] + b"\x02",                  # total smaller than offset + len(data)
+        good[:-1] + b"\xcc\x03",              # total in a non-canonical form
+        good.replace(b"\xc4\x03", b"\xc4\x04"),  # bin longer than what follows
+        good.replace(b"\xc4\x03", b"\xc4\x02"),  # bin shorter: the rest is junk
+        good.replace(b"\xc4\x03", b"\xa3"),   # data as a str
+        b"\x95\xa9blob_data\xd0\x07\x00\xc4\x03abc\x03",  # req_id as int8
+        b"\x95\xa9blob_data\xff\x00\xc4\x03abc\x03",  # negative fixint req_id
+        b"\x95\xa9blob_data\xce\xff\xff\xff\xff\x00\xc4\x00\x00",
+        b"\x95\xa9blob_data\xcf\x00\x00\x00\x01\x00\x00\x00\x00\x00\xc4\x00\x00",
+        b"\x95\xa9blob_data\x00\xcf\x00\x20\x00\x00\x00\x00\x00\x00\xc4\x00"
+        b"\xcf\x00\x20\x00\x00\x00\x00\x00\x00",  # offset and total 2**53: over MAX_UINT
+        b"\x95\xa9blob_data",
+        b"\x95\xa9blob_data\x00",
+        b"\x95\xa9blob_data\x00\x00\xc5\xf0\x01" + b"x" * 0xF001 + b"\xcd\xf0\x01",  # too long
+        b"\x95\xa9blob_data\x00\x00\xc6\x00\x00\x00\x01x\x01",  # bin32 form of 1 byte
+    ]
+    for data in cases:
+        assert _outcome(decode_frame, data) == _outcome(frames_module._decode_generic, data), data
+    assert frames_module._decode_blob_data_fast(cases[0]) is not None
+    for data in cases[1:]:
+        if _outcome(frames_module._decode_generic, data)[0] != "ok":
+            assert frames_module._decode_blob_data_fast(data) is None, data
