@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
-from .errors import NotRunning
+from .errors import NodeError, NotRunning
 
 _NOTIFY_TIMEOUT = 1.0
 
@@ -29,12 +29,12 @@ def _endpoint(home: Path) -> tuple[str, str] | None:
         return None
 
 
-def request(home: Path, method: str, path: str, payload: Any = None,
-            timeout: float = 10.0) -> Any:
-    """Call the control API of the node running on `home` and return its JSON answer.
+def _open(home: Path, method: str, path: str, payload: Any, timeout: float) -> Any:
+    """Send one authenticated request to the node of `home`; return the open response.
 
     Raises:
         NotRunning: no node answers for this home.
+        NodeError: the node refused the request (its error message).
     """
     endpoint = _endpoint(home)
     if endpoint is None:
@@ -48,18 +48,30 @@ def request(home: Path, method: str, path: str, payload: Any = None,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
+        return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("error", exc.reason)
         except ValueError:
             message = exc.reason
-        from .errors import NodeError
-
         raise NodeError(str(message)) from None
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         raise NotRunning(f"no node is running for {home}; start one with: p2pnode run") from None
+
+
+def request(home: Path, method: str, path: str, payload: Any = None,
+            timeout: float = 10.0) -> Any:
+    """Call the control API of the node running on `home` and return its JSON answer.
+
+    Raises:
+        NotRunning: no node answers for this home.
+        NodeError: the node refused the request.
+    """
+    with _open(home, method, path, payload, timeout) as response:
+        try:
+            return json.loads(response.read() or b"null")
+        except (OSError, ValueError, http.client.HTTPException):
+            raise NodeError("the node sent an unreadable answer") from None
 
 
 def notify_new_entries(home: Path) -> bool:
@@ -83,29 +95,7 @@ def stream(home: Path, method: str, path: str, payload: Any = None,
         NotRunning: no node answers for this home.
         NodeError: the node refused the request, or stopped answering midway.
     """
-    from .errors import NodeError
-
-    endpoint = _endpoint(home)
-    if endpoint is None:
-        raise NotRunning(f"no node is running for {home}; start one with: p2pnode run")
-    base, token = endpoint
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(
-        base + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        response = urllib.request.urlopen(req, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        raise NodeError(str(message)) from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        raise NotRunning(f"no node is running for {home}; start one with: p2pnode run") from None
+    response = _open(home, method, path, payload, timeout)
     with response:
         while True:
             try:
