@@ -358,15 +358,22 @@ def _limits(args: argparse.Namespace) -> dict[str, float] | None:
     return {"frame_rate": args.frame_rate, "frame_burst": 2 * args.frame_rate}
 
 
+#: Where a bare NAME is looked up: the blob exchange's modules, each holding the constants it
+#: reads (download first: `transfer` also shows `_BAD_CHUNK_PENALTY`, which `download` reads).
+_SETTING_MODULES = ("download", "serving", "blobrequests", "transfer")
+
+
 def _apply_settings(settings: list[str]) -> None:
     import importlib
 
     for item in settings:
         name, _, value = item.partition("=")
         module_name, _, name = name.rpartition(".")
-        module = importlib.import_module(f"p2pnode.{module_name or 'transfer'}")
-        if not hasattr(module, name):
-            raise SystemExit(f"{module.__name__} has no {name}")
+        candidates = [module_name] if module_name else list(_SETTING_MODULES)
+        modules = [importlib.import_module(f"p2pnode.{m}") for m in candidates]
+        module = next((m for m in modules if hasattr(m, name)), None)
+        if module is None:
+            raise SystemExit(f"{' or '.join(m.__name__ for m in modules)} has no {name}")
         setattr(module, name, type(getattr(module, name))(value))
 
 
@@ -453,7 +460,8 @@ def main() -> None:
                         help="downloads served by the same server processes per run; the last"
                              " one is shown (2: a server that served the file before)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a p2pnode.transfer constant, e.g. _WINDOW=16, or another"
+                        help="override a constant of the blob exchange (p2pnode.download,"
+                             " serving, blobrequests or transfer), e.g. _WINDOW=16, or another"
                              " module's, e.g. blobstore._FLUSH_EVERY_CHUNKS=64 (tuning)")
     parser.add_argument("--role", choices=["static", "serve", "fetch"], help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)

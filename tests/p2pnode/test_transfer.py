@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from p2pnode import download as download_module
 from p2pnode import transfer
 from p2pnode.events import TransferFinished, TransferProgress
 from p2pnode.node import Node
@@ -293,7 +294,7 @@ async def test_holders_joining_and_leaving_mid_download(net: Net, tmp_path: Path
 # -- failures and edge sizes ---------------------------------------------------------------------
 async def test_a_resource_nobody_holds_fails_promptly(net: Net, monkeypatch) -> None:
     """Without a holder among the connected peers, fetch ends with one clear line."""
-    monkeypatch.setattr(transfer, "_HOLDER_WAIT", 0.3)
+    monkeypatch.setattr(download_module, "_HOLDER_WAIT", 0.3)
     a = await net.start("a")
     c = await net.start("c", dial=(a,))
     await _connected(c, 1)
