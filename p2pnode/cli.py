@@ -645,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     json_flag(p)
     p = command("import", cmd_import, "read entries from an export file")
+    p.set_defaults(creates_home=True)  # a newcomer's first step may be a USB stick
     p.add_argument("file")
     json_flag(p)
     p = command("recover", cmd_recover, "settle a pending feed recovery")

@@ -578,3 +578,13 @@ def test_recover_none_allows_appends_again(ana, p2p):
     assert_one_line_error(p2p(ana, "profile", "--name", "Ana"), "recover --none")
     assert p2p(ana, "recover", "--none").code == 0
     assert p2p(ana, "profile", "--name", "Ana").code == 0
+
+
+def test_import_into_a_fresh_home_creates_it(ana, circle, p2p, tmp_path):
+    """A newcomer's first command may be importing a USB stick: the home is created for it."""
+    stick = tmp_path / "stick"
+    p2p(ana, "export", str(stick))
+    newcomer = tmp_path / "newcomer"
+    result = p2p(newcomer, "import", str(stick))
+    assert result.code == 0 and (newcomer / config.IDENTITY_FILE).exists()
+    assert entry_count(newcomer) == entry_count(ana)
