@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import msgpack
 import pytest
+from builders import identity_from_seed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,13 +43,8 @@ from protocol.frames import (
 )
 from protocol.identity import Identity
 
-
-def _identity(seed: str) -> Identity:
-    return Identity.from_private_bytes(hashlib.sha256(seed.encode()).digest())
-
-
-ALICE = _identity("frames test alice")
-BOB = _identity("frames test bob")
+ALICE = identity_from_seed("frames test alice")
+BOB = identity_from_seed("frames test bob")
 
 
 def _feed(identity: Identity, count: int, body_chars: int = 20) -> list[Entry]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from builders import identity_from_seed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
@@ -54,14 +55,9 @@ from protocol.session import (
     verify_binding,
 )
 
-
-def _identity(seed: str) -> Identity:
-    return Identity.from_private_bytes(hashlib.sha256(seed.encode()).digest())
-
-
-ALICE = _identity("session test alice")
-BOB = _identity("session test bob")
-MALLORY = _identity("session test mallory")
+ALICE = identity_from_seed("session test alice")
+BOB = identity_from_seed("session test bob")
+MALLORY = identity_from_seed("session test mallory")
 PRIVATE_KEY = hashlib.sha256(b"a private community").digest()
 BLOB = b"\xb1" * 32
 
@@ -175,7 +171,7 @@ def run_raw_handshake(
 
 def test_binding_payload_matches_the_vector(vectors: dict[str, Any]) -> None:
     """binding_payload reproduces the vector's bytes; verify_binding returns the author's id."""
-    author = _identity(vectors["author"]["seed_string"])
+    author = identity_from_seed(vectors["author"]["seed_string"])
     assert author.node_id.hex() == vectors["author"]["public_key"]
     binding = vectors["identity_binding"]
     static_private = bytes.fromhex(binding["noise_static_private"])
