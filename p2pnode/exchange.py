@@ -21,7 +21,7 @@ from pathlib import Path
 
 import msgpack
 
-from protocol.codec import check_depth, pack
+from protocol.codec import check_depth, pack, stream_unpacker
 from protocol.entry import MAX_WIRE_SIZE, Entry, entry_from_parts
 from protocol.errors import MalformedError, ProtocolError
 
@@ -82,10 +82,6 @@ def export_entries(store: Store, path: Path) -> int:
     return count
 
 
-def _reject_ext(code: int, data: bytes) -> object:
-    raise MalformedError(f"msgpack extension type {code} is not allowed", "file")
-
-
 def import_entries(
     store: Store,
     path: Path,
@@ -107,19 +103,7 @@ def import_entries(
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     with handle:
-        unpacker = msgpack.Unpacker(
-            handle,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            ext_hook=_reject_ext,
-            max_buffer_size=4 * MAX_WIRE_SIZE,
-            max_bin_len=MAX_WIRE_SIZE,
-            max_str_len=MAX_WIRE_SIZE,
-            max_array_len=1024,
-            max_map_len=1024,
-            max_ext_len=0,
-        )
+        unpacker = stream_unpacker(handle, max_object=MAX_WIRE_SIZE, max_items=1024)
         try:
             first = next(unpacker)
         except (StopIteration, ValueError, msgpack.UnpackException, MalformedError):

@@ -66,6 +66,31 @@ def unpack_strict(data: bytes, what: str, *, max_size: int, max_depth: int = MAX
     return obj
 
 
+def stream_unpacker(stream: Any, *, max_object: int, max_items: int) -> msgpack.Unpacker:
+    """A msgpack reader over a binary stream with the rules of `unpack_strict` (depth aside:
+    check each object with `check_depth`), for files of many objects read one at a time.
+
+    Args:
+        stream: an object with ``read(n)`` (the caller owns and closes it).
+        max_object: largest str/bin accepted, and a quarter of the read buffer.
+        max_items: largest array or map accepted.
+    """
+    return msgpack.Unpacker(
+        stream,
+        raw=False,
+        strict_map_key=True,
+        use_list=True,
+        ext_hook=_no_ext,
+        timestamp=0,
+        max_buffer_size=4 * max_object,
+        max_bin_len=max_object,
+        max_str_len=max_object,
+        max_array_len=max_items,
+        max_map_len=max_items,
+        max_ext_len=0,
+    )
+
+
 def check_depth(obj: Any, what: str, max_depth: int) -> None:
     """Raise `MalformedError` when containers nest deeper than `max_depth` or keys are not str.
 
