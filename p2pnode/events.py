@@ -1,8 +1,8 @@
 """What the node tells its user interfaces: events, and a bus to subscribe to them.
 
 Events are frozen dataclasses under `NodeEvent`. `EventBus.subscribe()` gives an async iterator
-with its own bounded queue; a subscriber too slow to keep up loses the oldest events and gets a
-`Lagged` marker instead of slowing the node down.
+with its own bounded queue; a subscriber too slow to keep up loses the oldest events and, before
+its next event, gets one `Lagged` marker counting them, instead of slowing the node down.
 """
 
 from __future__ import annotations
@@ -73,32 +73,39 @@ class Lagged(NodeEvent):
     missed: int
 
 
-class EventBus:
-    """Fan-out of node events to any number of subscribers."""
+class _Subscription:
+    """One subscriber's queue, and how many events it lost since it last read."""
 
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[NodeEvent]] = set()
+        self.queue: asyncio.Queue[NodeEvent] = asyncio.Queue(_QUEUE_SIZE)
+        self.missed = 0
+
+
+class EventBus:
+    """Fan-out of node events to any number of subscribers; publishing never blocks."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[_Subscription] = set()
 
     def publish(self, event: NodeEvent) -> None:
-        for queue in self._queues:
-            if queue.full():
-                missed = 1
+        for sub in self._subscriptions:
+            if sub.queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
-                    dropped = queue.get_nowait()
-                    if isinstance(dropped, Lagged):
-                        missed += dropped.missed
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-                    missed += 1
-                queue.put_nowait(Lagged(missed))
-            queue.put_nowait(event)
+                    sub.queue.get_nowait()  # the oldest goes: the subscriber is told below
+                    sub.missed += 1
+            sub.queue.put_nowait(event)
 
     async def subscribe(self) -> AsyncIterator[NodeEvent]:
-        """Yield events from now on, until the consumer stops iterating."""
-        queue: asyncio.Queue[NodeEvent] = asyncio.Queue(_QUEUE_SIZE)
-        self._queues.add(queue)
+        """Yield events from now on, until the consumer stops iterating. After falling behind,
+        a `Lagged` marker saying how many events were dropped comes before the next event."""
+        sub = _Subscription()
+        self._subscriptions.add(sub)
         try:
             while True:
-                yield await queue.get()
+                event = await sub.queue.get()
+                if sub.missed:
+                    missed, sub.missed = sub.missed, 0
+                    yield Lagged(missed)
+                yield event
         finally:
-            self._queues.discard(queue)
+            self._subscriptions.discard(sub)
