@@ -114,7 +114,7 @@ def _print_json(value: Any) -> None:
 def _circle(home: Home, text: str | None) -> bytes | None:
     if text is None:
         return None
-    from .cli import _resolve_circle
+    from .cli_common import resolve_circle as _resolve_circle
 
     return _resolve_circle(home, text)
 
