@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from protocol.identity import fingerprint, node_id_text, parse_id
+from protocol.identity import node_id_text
 
 from . import config, control
 from .errors import NotRunning
@@ -308,5 +308,3 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
         return
     cli_blobs.add_commands(sub, command, json_flag)
 
-
-__all__ = ["add_commands", "fingerprint", "parse_id"]

@@ -357,6 +357,14 @@ class Node:
             await self._in_thread(self.home.store.prune_expired, now_ms=_now_ms())
 
     # -- sessions --------------------------------------------------------------------------
+    def remember_peer(self, node_id: bytes, address: str | None, how: str,
+                      error: str | None = None) -> None:
+        """Keep what we know of a peer in the store, for `p2pnode doctor` when no node runs."""
+        if self.home is not None and not self._closed:
+            store = self.home.store
+            self._spawn(self._in_thread(store.record_peer, node_id, address=address, how=how,
+                                        now_ms=_now_ms(), error=error), "remember-peer")
+
     def on_session_open(self, conn: PeerConnection) -> None:
         if self.blobs is not None:
             self.blobs.session_opened(conn)

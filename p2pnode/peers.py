@@ -120,6 +120,7 @@ class PeerManager:
         rec.how = conn.how
         rec.last_error = None
         self.node.bus.publish(PeerUp(peer, conn.address, conn.how))
+        self.node.remember_peer(peer, conn.address, conn.how)
         log.info("connected to %s (%s)", conn.label, conn.how)
         return True
 
@@ -132,6 +133,7 @@ class PeerManager:
             del self.connections[peer]
             self.record(peer).last_error = conn.close_reason
             self.node.bus.publish(PeerDown(peer, conn.close_reason))
+            self.node.remember_peer(peer, None, conn.how, f"disconnected: {conn.close_reason}")
             log.info("disconnected from %s: %s", conn.label, conn.close_reason)
 
     def penalise(self, conn: PeerConnection, reason: str, amount: float) -> None:
@@ -279,6 +281,7 @@ class PeerManager:
             self._address_errors[target] = message
             if node_id is not None:
                 self.record(node_id).last_error = message
+                self.node.remember_peer(node_id, target, how, message)
             log.debug(message)
             return None
         self._address_errors.pop(target, None)

@@ -274,3 +274,23 @@ async def test_an_mdns_goodbye_does_not_cut_a_working_session(nodes, eventually)
     assert a.peers.connections[b.node_id].is_open
     await b.close()
     await eventually(lambda: ("id", b.node_id) not in a.peers._dialers, timeout=10)
+
+
+async def test_peers_seen_are_remembered_for_the_doctor(nodes, eventually):
+    """Connections and their ends are kept in the store, so `doctor` can list them later."""
+    a = await nodes.start("a")
+    b = await nodes.start("b", peers=[a])
+    await eventually(lambda: a.node_id in b.peers.connections)
+
+    async def remembered() -> bool:
+        rows = await b.perform(lambda h: h.store.known_peers())
+        return any(r["node_id"] == a.node_id and r["last_seen_ms"] for r in rows)
+
+    await eventually(remembered)
+    await a.close()
+
+    async def error_kept() -> bool:
+        rows = await b.perform(lambda h: h.store.known_peers())
+        return any(r["node_id"] == a.node_id and r["last_error"] for r in rows)
+
+    await eventually(error_kept)
