@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _OUT_QUEUE_MESSAGES = 32
+_CREDIT_WAIT = 0.01
 _INGEST_QUEUE_BATCHES = 2
 _SEND_BATCH_ENTRIES = fr.MAX_ENTRIES
 _FRAME_BUDGET = fr.MAX_FRAME_SIZE - 64
@@ -79,7 +80,8 @@ class PeerConnection:
         self.close_reason = ""
         self.handlers: dict[type, Callable[[Any], Any]] = {}
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._room = asyncio.Condition()
+        #: set by the writer whenever the outgoing queue has room again
+        self._room = asyncio.Event()
         self._wake_sender = asyncio.Event()
         self._ingest: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(_INGEST_QUEUE_BATCHES)
         self._opened = asyncio.Event()
@@ -102,18 +104,18 @@ class PeerConnection:
 
     async def send_bulk(self, frame: fr.Frame) -> None:
         """Queue a frame once the outgoing queue and the peer's rate limit have room."""
+        # answers to the peer's blob requests are paced by its window, not its rate limit
+        paced = not isinstance(frame, fr.BlobData)
         while True:
             if self._closing:
                 raise ConnectionResetError("session closed")
-            # answers to the peer's blob requests are paced by its window, not its rate limit
-            paced = not isinstance(frame, fr.BlobData)
-            if self._out.qsize() < _OUT_QUEUE_MESSAGES and (
-                not paced or self.session.send_credit(time.monotonic()) > 0
-            ):
+            if self._out.qsize() >= _OUT_QUEUE_MESSAGES:
+                self._room.clear()
+                await self._room.wait()
+            elif paced and self.session.send_credit(time.monotonic()) <= 0:
+                await asyncio.sleep(_CREDIT_WAIT)
+            else:
                 break
-            async with self._room:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), 0.05)
         self.send(frame)
 
     def entries_stored(self, rows: list[tuple[bytes, int]]) -> None:
@@ -130,6 +132,7 @@ class PeerConnection:
             self.session.close(reason, detail)
             self._flush()
         self._closing = True
+        self._room.set()  # release senders waiting for room
         self._out.put_nowait(None)
         self._done.set()
 
@@ -151,6 +154,7 @@ class PeerConnection:
             await self._done.wait()
         finally:
             self._closing = True
+            self._room.set()  # release senders waiting for room
             self.close_reason = self.close_reason or "closed"
             self._out.put_nowait(None)
             writer = tasks.pop("writer", None)
@@ -220,6 +224,7 @@ class PeerConnection:
                     if self.peer_id is not None:
                         self.node.peers.penalise(self, event.reason, 20)
                 self._closing = True
+                self._room.set()  # release senders waiting for room
                 self._out.put_nowait(None)
                 self._done.set()
 
@@ -267,8 +272,8 @@ class PeerConnection:
                     return
                 continue
             await self.ws.send_bytes(data)
-            async with self._room:
-                self._room.notify_all()
+            if self._out.qsize() < _OUT_QUEUE_MESSAGES:
+                self._room.set()
 
     async def _ticker(self) -> None:
         while not self._closing:
