@@ -39,6 +39,8 @@ _LEAK_GRACE = 2.0
 SESSION_LIMITS: dict[str, Any] = {"ping_interval": 1.0, "idle_timeout": 4.0,
                                   "handshake_timeout": 2.0}
 LOOPBACK = "127.0.0.1"
+_LOOP_PROBE = 0.05
+_MAX_LOOP_STALL = 1.5
 _PROCESS_START_TIMEOUT = 15.0
 _PROCESS_STOP_TIMEOUT = 8.0
 _CLI_TIMEOUT = 30.0
@@ -71,6 +73,28 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     if tasks or threads:
         names = [t.get_name() for t in tasks] + [f"thread {t.name}" for t in threads]
         pytest.fail(f"leaked after the test: {', '.join(sorted(names))}")
+
+
+@pytest.fixture(autouse=True)
+async def loop_not_blocked(no_leaked_tasks: None) -> AsyncIterator[None]:
+    """Fail the test if the event loop was blocked for longer than `_MAX_LOOP_STALL` (SQLite,
+    hashing and signature checks belong in worker threads). Generous, for loaded CI machines."""
+    worst = 0.0
+
+    async def watch() -> None:
+        nonlocal worst
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(_LOOP_PROBE)
+            worst = max(worst, time.monotonic() - start - _LOOP_PROBE)
+
+    watcher = asyncio.get_running_loop().create_task(watch(), name="loop-stall-watch")
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    if worst > _MAX_LOOP_STALL:
+        pytest.fail(f"the event loop was blocked for {worst:.2f} s")
 
 
 @pytest.fixture(autouse=True)
