@@ -19,11 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from p2pnode import download as download_module
 from p2pnode import transfer
@@ -51,41 +49,6 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.01)
-
-
-class Net:
-    """Nodes on loopback in this process; all closed at the end of the test."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.nodes: list[Node] = []
-
-    async def start(self, name: str, *, dial: tuple[Node, ...] = (), **kw: Any) -> Node:
-        node = Node(
-            self.root / name,
-            port=0,
-            host="127.0.0.1",
-            mdns=False,
-            peers=[f"127.0.0.1:{p.port}" for p in dial],
-            control=kw.pop("control", False),
-            **kw,
-        )
-        await node.start()
-        self.nodes.append(node)
-        return node
-
-    async def close(self) -> None:
-        for node in reversed(self.nodes):
-            await node.close()
-
-
-@pytest.fixture
-async def net(tmp_path: Path) -> AsyncIterator[Net]:
-    network = Net(tmp_path)
-    try:
-        yield network
-    finally:
-        await network.close()
 
 
 async def _connected(node: Node, count: int) -> None:
@@ -133,14 +96,14 @@ def _held_count(node: Node, blob_id: bytes) -> int:
 
 
 # -- swarm ---------------------------------------------------------------------------------------
-async def test_downloads_from_two_holders_at_once(net: Net, tmp_path: Path) -> None:
+async def test_downloads_from_two_holders_at_once(nodes, tmp_path: Path) -> None:
     """A file held by two peers is fetched from both, verified, and reported as progress."""
     data = _write(tmp_path / "course.bin", 6 * MiB)
-    a = await net.start("a")
-    b = await net.start("b")
+    a = await nodes.start("a")
+    b = await nodes.start("b")
     shared = await a.blobs.share(tmp_path / "course.bin", title="Course notes")
     await b.blobs.share(tmp_path / "course.bin")
-    c = await net.start("c", dial=(a, b))
+    c = await nodes.start("c", peers=[a, b])
     await _holders(c, shared.blob_id, 2)
     events: list[Any] = []
 
@@ -170,12 +133,12 @@ async def test_downloads_from_two_holders_at_once(net: Net, tmp_path: Path) -> N
     assert [e.ok for e in events if isinstance(e, TransferFinished)] == [True]
 
 
-async def test_lying_peer_is_penalised_and_the_download_completes(net: Net,
+async def test_lying_peer_is_penalised_and_the_download_completes(nodes,
                                                                    tmp_path: Path) -> None:
     """Chunks that do not verify are refused, the liar is scored down, honest peers finish."""
     data = _write(tmp_path / "video.mp4", 3 * MiB, seed=2)
-    honest = await net.start("honest")
-    liar = await net.start("liar")
+    honest = await nodes.start("honest")
+    liar = await nodes.start("liar")
     shared = await honest.blobs.share(tmp_path / "video.mp4")
     await liar.blobs.share(tmp_path / "video.mp4")
     _slow(honest, 0.01)  # so the liar's answers always arrive before any end-game duplicate
@@ -188,7 +151,7 @@ async def test_lying_peer_is_penalised_and_the_download_completes(net: Net,
         return [bytes(piece) for piece in pieces]
 
     liar.blobs._load_chunk = corrupt  # type: ignore[method-assign]
-    c = await net.start("c", dial=(honest, liar))
+    c = await nodes.start("c", peers=[honest, liar])
     await _holders(c, shared.blob_id, 2)
     final = (await _fetch(c, shared.blob_id, tmp_path / "out.mp4"))[-1]
     assert final.get("done"), final
@@ -199,13 +162,13 @@ async def test_lying_peer_is_penalised_and_the_download_completes(net: Net,
     assert c.peers.records[honest.node_id].score >= 0
 
 
-async def test_requests_keep_to_the_peers_frame_rate(net: Net, tmp_path: Path) -> None:
+async def test_requests_keep_to_the_peers_frame_rate(nodes, tmp_path: Path) -> None:
     """More chunk requests than the peer's rate allows at once are paced, never dropped."""
     data = _write(tmp_path / "big.bin", 8 * MiB, seed=8)
     slow_rate = {"frame_rate": 50.0, "frame_burst": 20.0}  # 10 frames at once, then 50/s
-    a = await net.start("a", session_limits=slow_rate)
+    a = await nodes.start("a", session_limits=slow_rate)
     shared = await a.blobs.share(tmp_path / "big.bin")
-    c = await net.start("c", dial=(a,), session_limits=slow_rate)
+    c = await nodes.start("c", peers=[a], session_limits=slow_rate)
     await _holders(c, shared.blob_id, 1)
     final = (await _fetch(c, shared.blob_id))[-1]
     assert final.get("done"), final
@@ -215,14 +178,14 @@ async def test_requests_keep_to_the_peers_frame_rate(net: Net, tmp_path: Path) -
 
 
 # -- resume and cancel ---------------------------------------------------------------------------
-async def test_resumes_after_the_downloader_restarts(net: Net, tmp_path: Path) -> None:
+async def test_resumes_after_the_downloader_restarts(nodes, tmp_path: Path) -> None:
     """Chunks verified before a restart are not asked for again: the fetch continues."""
     data = _write(tmp_path / "big.bin", 8 * MiB, seed=3)
     chunks = 8 * MiB // CHUNK_SIZE
-    a = await net.start("a")
+    a = await nodes.start("a")
     shared = await a.blobs.share(tmp_path / "big.bin")
     gate = _gate(a, free=10)
-    c1 = await net.start("c", dial=(a,))
+    c1 = await nodes.start("c", peers=[a])
     await _holders(c1, shared.blob_id, 1)
     first = asyncio.create_task(_fetch(c1, shared.blob_id))
     await _until(lambda: _held_count(c1, shared.blob_id) == 10, what="the first 10 chunks")
@@ -236,7 +199,7 @@ async def test_resumes_after_the_downloader_restarts(net: Net, tmp_path: Path) -
     assert Bitmap.from_bytes(chunks, bitmap_file.read_bytes()).count_set == 10
 
     gate.set()
-    c2 = await net.start("c", dial=(a,))
+    c2 = await nodes.start("c", peers=[a])
     await _holders(c2, shared.blob_id, 1)
     final = (await _fetch(c2, shared.blob_id))[-1]
     assert final.get("done"), final
@@ -244,13 +207,13 @@ async def test_resumes_after_the_downloader_restarts(net: Net, tmp_path: Path) -
     assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
 
 
-async def test_closing_the_fetch_cancels_and_keeps_the_partial(net: Net, tmp_path: Path) -> None:
+async def test_closing_the_fetch_cancels_and_keeps_the_partial(nodes, tmp_path: Path) -> None:
     """A follower that goes away cancels the requests at the peer; the .part stays on disk."""
     _write(tmp_path / "big.bin", 4 * MiB, seed=4)
-    a = await net.start("a")
+    a = await nodes.start("a")
     shared = await a.blobs.share(tmp_path / "big.bin")
     gate = _gate(a, free=3)
-    c = await net.start("c", dial=(a,))
+    c = await nodes.start("c", peers=[a])
     await _holders(c, shared.blob_id, 1)
     updates = c.fetch_progress(shared.blob_id, None)
     async for update in updates:
@@ -268,17 +231,17 @@ async def test_closing_the_fetch_cancels_and_keeps_the_partial(net: Net, tmp_pat
     assert part.exists() and not c.blobs.store.has(shared.blob_id)
 
 
-async def test_holders_joining_and_leaving_mid_download(net: Net, tmp_path: Path) -> None:
+async def test_holders_joining_and_leaving_mid_download(nodes, tmp_path: Path) -> None:
     """A holder that connects midway is used; one that disconnects hands its chunks back."""
     data = _write(tmp_path / "big.bin", 8 * MiB, seed=5)
-    a = await net.start("a")
+    a = await nodes.start("a")
     shared = await a.blobs.share(tmp_path / "big.bin")
     gate = _gate(a, free=4)  # a serves 4 chunks, then stalls with requests open
-    c = await net.start("c", dial=(a,))
+    c = await nodes.start("c", peers=[a])
     await _holders(c, shared.blob_id, 1)
     fetching = asyncio.create_task(_fetch(c, shared.blob_id))
     await _until(lambda: _held_count(c, shared.blob_id) == 4, what="a's chunks")
-    b = await net.start("b", dial=(c,))
+    b = await nodes.start("b", peers=[c])
     await b.blobs.share(tmp_path / "big.bin")
     await _until(lambda: b.blobs.chunks_served >= 2, what="the late holder to serve")
     gate.set()
@@ -292,11 +255,11 @@ async def test_holders_joining_and_leaving_mid_download(net: Net, tmp_path: Path
 
 
 # -- failures and edge sizes ---------------------------------------------------------------------
-async def test_a_resource_nobody_holds_fails_promptly(net: Net, monkeypatch) -> None:
+async def test_a_resource_nobody_holds_fails_promptly(nodes, monkeypatch) -> None:
     """Without a holder among the connected peers, fetch ends with one clear line."""
     monkeypatch.setattr(download_module, "_HOLDER_WAIT", 0.3)
-    a = await net.start("a")
-    c = await net.start("c", dial=(a,))
+    a = await nodes.start("a")
+    c = await nodes.start("c", peers=[a])
     await _connected(c, 1)
     started = time.monotonic()
     updates = await _fetch(c, bytes(range(32)))
@@ -305,14 +268,14 @@ async def test_a_resource_nobody_holds_fails_promptly(net: Net, monkeypatch) -> 
     assert not list((c.home_path / "blobs").glob("*.part"))
 
 
-async def test_empty_and_one_byte_files(net: Net, tmp_path: Path) -> None:
+async def test_empty_and_one_byte_files(nodes, tmp_path: Path) -> None:
     """A zero-byte file (no chunks) and a one-byte file travel like any other."""
-    a = await net.start("a")
+    a = await nodes.start("a")
     (tmp_path / "empty").write_bytes(b"")
     (tmp_path / "one").write_bytes(b"x")
     empty = await a.blobs.share(tmp_path / "empty")
     one = await a.blobs.share(tmp_path / "one")
-    c = await net.start("c", dial=(a,))
+    c = await nodes.start("c", peers=[a])
     await _holders(c, one.blob_id, 1)
     for shared, content in ((empty, b""), (one, b"x")):
         out = tmp_path / f"got-{len(content)}"
@@ -321,12 +284,12 @@ async def test_empty_and_one_byte_files(net: Net, tmp_path: Path) -> None:
         assert out.read_bytes() == content
 
 
-async def test_a_file_changing_while_shared_gives_a_consistent_blob(net: Net,
+async def test_a_file_changing_while_shared_gives_a_consistent_blob(nodes,
                                                                      tmp_path: Path) -> None:
     """The blob is exactly the bytes copied, whatever the file did meanwhile."""
     source = tmp_path / "draft.pdf"
     _write(source, 3 * MiB, seed=6)
-    a = await net.start("a")
+    a = await nodes.start("a")
     calls = []
 
     def meddle(done: int, total: int) -> None:  # runs between the 1 MiB pieces of the copy
@@ -344,7 +307,7 @@ async def test_a_file_changing_while_shared_gives_a_consistent_blob(net: Net,
     assert shared.body["format"] == "book" and shared.body["media_type"] == "application/pdf"
     for index in range(manifest.chunk_count):
         a.blobs.store.read_chunk(shared.blob_id, index)  # raises CorruptBlob on a mismatch
-    c = await net.start("c", dial=(a,))
+    c = await nodes.start("c", peers=[a])
     await _holders(c, shared.blob_id, 1)
     final = (await _fetch(c, shared.blob_id))[-1]
     assert final.get("done"), final
