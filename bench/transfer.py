@@ -247,16 +247,15 @@ async def role_fetch(args: argparse.Namespace) -> None:
 
 # -- our transfer -------------------------------------------------------------------------------
 def prepare_holders(root: Path, source: Path, count: int) -> tuple[list[Path], bytes]:
-    """Homes that hold the file: copied (and hashed) once, hard-linked into the others."""
+    """Homes that hold the file, each added with `add_file` as a user would (not hard-linked:
+    a new link moves the file's ctime, which voids its ``.verified`` sidecar, so the servers
+    would hash every chunk on their first serve)."""
     homes = [root / f"holder{i}" for i in range(count)]
-    Home.create(homes[0]).close()
-    manifest = BlobStore(homes[0] / "blobs").add_file(source)
-    name = manifest.blob_id.hex()
-    for home in homes[1:]:
+    blob_id = b""
+    for home in homes:
         Home.create(home).close()
-        for suffix in ("", ".manifest"):
-            os.link(homes[0] / "blobs" / (name + suffix), home / "blobs" / (name + suffix))
-    return homes, manifest.blob_id
+        blob_id = BlobStore(home / "blobs").add_file(source).blob_id
+    return homes, blob_id
 
 
 async def multi_process(root: Path, holders: list[Path], blob_id: bytes,
@@ -406,6 +405,10 @@ async def run(args: argparse.Namespace) -> None:
         static = await aiohttp_static(source, args.timeout)
         print(f"aiohttp static (FileResponse, separate process): {static:.0f} MB/s")
         holders, blob_id = prepare_holders(root, source, 2)
+        if args.untrusted:
+            for home in holders:
+                for sidecar in (home / "blobs").glob("*.verified"):
+                    sidecar.unlink()
         cases = [(None, f"session limits as shipped ({FRAME_RATE:g} frames/s per peer)")]
         if not args.frame_rate:
             cases.append((_RAISED_RATE, f"frame rate raised to {_RAISED_RATE:g}/s (blob_get "
@@ -452,6 +455,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument("--no-in-process", action="store_true")
+    parser.add_argument("--untrusted", action="store_true",
+                        help="remove the holders' .verified sidecars: servers hash every chunk")
     parser.add_argument("--frame-rate", type=float, default=None,
                         help="per-peer frame rate for every node (default: run as shipped, then"
                              f" at {_RAISED_RATE:g})")

@@ -7,6 +7,8 @@ resource title, so nothing a peer sends can choose or escape a path):
     <hex>.manifest   its manifest (complete and partial blobs alike)
     <hex>.part       a download in progress, preallocated (sparse) to the blob's size
     <hex>.bitmap     which chunks of the .part are on disk (`protocol.blobs.Bitmap` bytes)
+    <hex>.verified   the complete blob's file identity and times when it was last known to match
+                     its manifest as a whole (see "Serving" below)
     .tmp-*           files being written; renamed into place only once complete and fsynced
 
 Rules it keeps:
@@ -15,8 +17,19 @@ Rules it keeps:
   they read, so a file damaged on disk is never served or exported (`CorruptBlob`).
 - Serving verifies each chunk once per file state: a chunk that verified is remembered (in
   memory, `_VerifiedChunks`) against the file's identity and times (device, inode, size, mtime,
-  ctime), so serving it again skips SHA-256 until the file changes or the process restarts.
-  A read during which the file changed is verified and not remembered.
+  ctime), so serving it again skips SHA-256 until the file changes. A read during which the
+  file changed is verified and not remembered.
+- That memory survives a restart for blobs known good as a whole: when `add_file` installs a
+  blob (it hashed exactly the bytes it wrote), when a download completes (every chunk verified
+  before it was written), or once every chunk of a blob verified while serving, the store
+  writes ``<hex>.verified`` (atomically) with the file's (st_dev, st_ino, st_size,
+  st_mtime_ns, st_ctime_ns). A later process serves that blob without hashing while the file's
+  stat still matches; any mismatch (written to, even with its mtime put back: the ctime moves;
+  replaced; touched; hard-linked) drops the sidecar and goes back to verifying chunk by chunk.
+  Trade-off: damage that changes no metadata at all (silent bit rot under an unchanged inode)
+  is no longer caught by us before sending. The receiver verifies every chunk against the
+  manifest and asks another peer, so nobody keeps bad bytes; we just lose score with that peer.
+  `export_to` still verifies everything it copies.
 - A bit in a persisted bitmap implies its chunk is on disk: the .part is fsynced before the
   bitmap that covers it is written (temp file, fsync, `os.replace`). Bitmap writes are batched
   (`_FLUSH_EVERY_CHUNKS` chunks or `_FLUSH_INTERVAL_S`); a crash loses at most that much.
@@ -282,6 +295,9 @@ class BlobStore:
         offset = manifest.chunk_offset(index)
         try:
             before = _file_key(os.fstat(fd))
+            known = self._verified.has(blob_id, before, index) or self._trust_sidecar(
+                blob_id, before, manifest.chunk_count
+            )
             pieces = [
                 _pread_exact(fd, min(piece_size, length - start), offset + start)
                 for start in range(0, length, piece_size)
@@ -290,20 +306,53 @@ class BlobStore:
         finally:
             os.close(fd)
         stable = key == before
-        if (
-            stable
-            and self._verified.has(blob_id, key, index)
-            and sum(len(piece) for piece in pieces) == length
-        ):
+        if known and stable and sum(len(piece) for piece in pieces) == length:
             return pieces
         if not verify_chunk_pieces(manifest, index, pieces):
             self._verified.forget(blob_id)
+            self._path(blob_id, _VERIFIED).unlink(missing_ok=True)
             raise CorruptBlob(
                 f"blob {blob_hex(blob_id)} chunk {index} on disk does not match its manifest"
             )
-        if stable:
-            self._verified.add(blob_id, key, index, manifest.chunk_count)
+        if stable and self._verified.add(blob_id, key, index, manifest.chunk_count):
+            # every chunk verified against this very file state: remember it across restarts
+            self._write_sidecar(blob_id, key)
         return pieces
+
+    # -- verified-as-a-whole sidecars ----------------------------------------------------------
+
+    def _trust_sidecar(self, blob_id: bytes, key: tuple[int, ...], count: int) -> bool:
+        """True (and every chunk remembered as verified) when the blob's sidecar records
+        exactly `key`; a sidecar that does not match is removed."""
+        path = self._path(blob_id, _VERIFIED)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False
+        if _parse_sidecar(data) != key:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            return False
+        self._verified.add_all(blob_id, key, count)
+        return True
+
+    def _write_sidecar(self, blob_id: bytes, key: tuple[int, ...]) -> None:
+        with contextlib.suppress(OSError):  # only an optimisation: failing to write is harmless
+            _atomic_write(self._path(blob_id, _VERIFIED), _format_sidecar(key))
+
+    def _mark_whole(self, blob_id: bytes, written: os.stat_result, count: int) -> None:
+        """The file just moved into place at `blob_id`'s path holds bytes verified as a whole
+        (`written` is its stat before the move): record it, unless it changed meanwhile."""
+        try:
+            key = _file_key(os.stat(self._path(blob_id)))
+        except OSError:
+            return
+        if key[:4] != _file_key(written)[:4]:  # the rename moved the ctime, nothing else may
+            return
+        self._verified.add_all(blob_id, key, count)
+        self._write_sidecar(blob_id, key)
 
     # -- adding local files ------------------------------------------------------------------
 
@@ -348,10 +397,11 @@ class BlobStore:
                     if progress is not None:
                         progress(done, st.st_size)
             os.fsync(tmp_fd)
+            written = os.fstat(tmp_fd)
             os.close(tmp_fd)
             tmp_fd = -1
             manifest = builder.finish()
-            self._install(manifest, tmp_path)
+            self._install(manifest, tmp_path, written)
         finally:
             view.release()
             if tmp_fd >= 0:
@@ -359,8 +409,9 @@ class BlobStore:
             tmp_path.unlink(missing_ok=True)
         return manifest
 
-    def _install(self, manifest: Manifest, tmp_path: Path) -> None:
-        """Move a verified temp file into place as a complete blob (manifest first)."""
+    def _install(self, manifest: Manifest, tmp_path: Path, written: os.stat_result) -> None:
+        """Move a verified temp file (`written`: its stat) into place as a complete blob
+        (manifest first), recording it as verified as a whole."""
         blob_id = manifest.blob_id
         with self._lock:
             self._write_manifest(manifest)
@@ -372,6 +423,7 @@ class BlobStore:
                     self._path(blob_id, ".part").unlink(missing_ok=True)
                     self._path(blob_id, ".bitmap").unlink(missing_ok=True)
                 _fsync_dir(self.root)
+                self._mark_whole(blob_id, written, manifest.chunk_count)
             self._cache(manifest)
 
     # -- downloads ---------------------------------------------------------------------------
@@ -501,7 +553,7 @@ class BlobStore:
             if blob_id in self._partials:
                 raise BlobStoreError(f"blob {blob_hex(blob_id)} is being downloaded")
             removed = False
-            for suffix in ("", ".part", ".bitmap", ".manifest"):
+            for suffix in (_VERIFIED, "", ".part", ".bitmap", ".manifest"):
                 with contextlib.suppress(FileNotFoundError):
                     self._path(blob_id, suffix).unlink()
                     removed = True
@@ -657,15 +709,20 @@ class PartialBlob:
                     "chunks missing"
                 )
             os.fsync(self._fd)
+            written = os.fstat(self._fd)
             self._close_locked()
             final = self.store._path(self.blob_id)
             part = self.store._path(self.blob_id, ".part")
             if final.is_file():
                 part.unlink(missing_ok=True)  # the same content arrived by add_file
+                installed = False
             else:
                 os.replace(part, final)
+                installed = True
             self.store._path(self.blob_id, ".bitmap").unlink(missing_ok=True)
             _fsync_dir(self.store.root)
+            if installed:  # every chunk verified before it was written
+                self.store._mark_whole(self.blob_id, written, self.manifest.chunk_count)
         self.store._forget_partial(self.blob_id)
         return final
 
@@ -749,6 +806,24 @@ def _pwritev_all(fd: int, pieces: Sequence[Buffer], offset: int) -> None:
         offset += size
 
 
+_VERIFIED = ".verified"
+_SIDECAR_TAG = b"p2pnode-verified-1"
+
+
+def _format_sidecar(key: tuple[int, ...]) -> bytes:
+    return _SIDECAR_TAG + b" " + " ".join(str(n) for n in key).encode() + b"\n"
+
+
+def _parse_sidecar(data: bytes) -> tuple[int, ...] | None:
+    fields = data.split()
+    if len(fields) != 6 or fields[0] != _SIDECAR_TAG:
+        return None
+    try:
+        return tuple(int(f) for f in fields[1:])
+    except ValueError:
+        return None
+
+
 def _file_key(st: os.stat_result) -> tuple[int, ...]:
     """What changes when a file is replaced or written to (see `_VerifiedChunks`)."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -764,7 +839,10 @@ class _VerifiedChunks:
     def __init__(self, max_blobs: int) -> None:
         self._max = max_blobs
         self._lock = threading.Lock()
-        self._blobs: OrderedDict[bytes, tuple[tuple[int, ...], bytearray]] = OrderedDict()
+        # per blob: (file key, one byte per chunk, [how many are set])
+        self._blobs: OrderedDict[bytes, tuple[tuple[int, ...], bytearray, list[int]]] = (
+            OrderedDict()
+        )
 
     def has(self, blob_id: bytes, key: tuple[int, ...], index: int) -> bool:
         with self._lock:
@@ -774,14 +852,28 @@ class _VerifiedChunks:
             self._blobs.move_to_end(blob_id)
             return 0 <= index < len(entry[1]) and entry[1][index] == 1
 
-    def add(self, blob_id: bytes, key: tuple[int, ...], index: int, count: int) -> None:
+    def add(self, blob_id: bytes, key: tuple[int, ...], index: int, count: int) -> bool:
+        """Remember chunk `index`; True when that made every chunk of the blob verified."""
         with self._lock:
             entry = self._blobs.get(blob_id)
             if entry is None or entry[0] != key or len(entry[1]) != count:
-                entry = (key, bytearray(count))
+                entry = (key, bytearray(count), [0])
                 self._blobs[blob_id] = entry
             self._blobs.move_to_end(blob_id)
-            entry[1][index] = 1
+            bits, done = entry[1], entry[2]
+            newly = not bits[index]
+            if newly:
+                bits[index] = 1
+                done[0] += 1
+            while len(self._blobs) > self._max:
+                self._blobs.popitem(last=False)
+            return newly and done[0] == count
+
+    def add_all(self, blob_id: bytes, key: tuple[int, ...], count: int) -> None:
+        """Remember every chunk of the blob as verified (it was known good as a whole)."""
+        with self._lock:
+            self._blobs[blob_id] = (key, bytearray(b"\x01") * count, [count])
+            self._blobs.move_to_end(blob_id)
             while len(self._blobs) > self._max:
                 self._blobs.popitem(last=False)
 

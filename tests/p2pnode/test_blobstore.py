@@ -74,6 +74,7 @@ def test_add_file_is_idempotent(tmp_path: Path, blob_store: BlobStore) -> None:
     assert sorted(p.name for p in blob_store.root.iterdir()) == [
         first.blob_id.hex(),
         first.blob_id.hex() + ".manifest",
+        first.blob_id.hex() + ".verified",
     ]
 
 
@@ -222,12 +223,105 @@ def _count_verifies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+def _untrusted(store: BlobStore, blob_id: bytes) -> BlobStore:
+    """A fresh store on `store`'s root with `blob_id`'s ``.verified`` sidecar removed."""
+    (store.root / f"{blob_id.hex()}.verified").unlink()
+    return BlobStore(store.root, space_margin=0)
+
+
+def _corrupt_in_place(path: Path, offset: int) -> None:
+    """Flip one bit at `offset`, then put the file's mtime back (only the ctime tells)."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 1]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_added_blob_is_trusted_across_restarts(
+    tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """add_file leaves a sidecar; a new store on the same root serves without hashing."""
+    data = blob(3 * CHUNK_SIZE + 5)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    sidecar = blob_store.root / f"{manifest.blob_id.hex()}.verified"
+    assert sidecar.is_file()
+    calls = _count_verifies(monkeypatch)
+    restarted = BlobStore(blob_store.root, space_margin=0)
+    assert [restarted.read_chunk(manifest.blob_id, i) for i in range(4)] == chunks_of(data)
+    assert calls == []
+    assert sidecar.is_file()
+
+
+@pytest.mark.parametrize("change", ["rewrite", "touch", "link", "garbage"])
+def test_a_stale_sidecar_is_dropped(
+    tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """Any change to the file (even with its mtime restored) voids the sidecar: a new store
+    verifies again, catches the damage, and removes the sidecar."""
+    data = blob(2 * CHUNK_SIZE + 10)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    path = blob_store.path(manifest.blob_id)
+    sidecar = blob_store.root / f"{manifest.blob_id.hex()}.verified"
+    if change == "rewrite":
+        _corrupt_in_place(path, CHUNK_SIZE + 3)
+    elif change == "touch":
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    elif change == "link":
+        os.link(path, tmp_path / "another-name")
+    else:
+        sidecar.write_bytes(b"p2pnode-verified-1 1 2 3\n")
+    calls = _count_verifies(monkeypatch)
+    restarted = BlobStore(blob_store.root, space_margin=0)
+    assert restarted.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
+    assert calls == [0]
+    assert not sidecar.exists()
+    if change == "rewrite":
+        with pytest.raises(CorruptBlob, match="chunk 1"):
+            restarted.read_chunk(manifest.blob_id, 1)
+        # the blob never counts as verified as a whole again
+        restarted.read_chunk(manifest.blob_id, 2)
+        assert not sidecar.exists()
+    else:
+        restarted.read_chunk(manifest.blob_id, 1)
+        assert not sidecar.exists()  # not every chunk verified yet
+        restarted.read_chunk(manifest.blob_id, 2)
+        assert sidecar.is_file()  # now it is: a full serve writes it again
+        calls.clear()
+        again = BlobStore(blob_store.root, space_margin=0)
+        assert b"".join(again.read_chunk(manifest.blob_id, i) for i in range(3)) == data
+        assert calls == []
+
+
+def test_a_damaged_blob_with_a_stale_sidecar_is_detected_in_process(
+    tmp_path: Path, blob_store: BlobStore
+) -> None:
+    """The same store, which trusted the blob since add_file, notices the change too."""
+    data = blob(2 * CHUNK_SIZE)
+    manifest = blob_store.add_file(write_source(tmp_path, data))
+    assert blob_store.read_chunk(manifest.blob_id, 1) == data[CHUNK_SIZE:]
+    _corrupt_in_place(blob_store.path(manifest.blob_id), CHUNK_SIZE + 1)
+    with pytest.raises(CorruptBlob, match="chunk 1"):
+        blob_store.read_chunk(manifest.blob_id, 1)
+    assert not (blob_store.root / f"{manifest.blob_id.hex()}.verified").exists()
+
+
+def test_remove_drops_the_sidecar(tmp_path: Path, blob_store: BlobStore) -> None:
+    manifest = blob_store.add_file(write_source(tmp_path, blob(100)))
+    assert blob_store.remove(manifest.blob_id)
+    assert list(blob_store.root.iterdir()) == []
+
+
 def test_served_chunks_are_verified_once(
     tmp_path: Path, blob_store: BlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A chunk that verified is not hashed again while its file is unchanged."""
     data = blob(2 * CHUNK_SIZE + 10)
     manifest = blob_store.add_file(write_source(tmp_path, data))
+    blob_store = _untrusted(blob_store, manifest.blob_id)
     calls = _count_verifies(monkeypatch)
     for _ in range(3):
         assert blob_store.read_chunk(manifest.blob_id, 0) == data[:CHUNK_SIZE]
@@ -297,10 +391,12 @@ def test_verified_cache_is_bounded(
 ) -> None:
     """Beyond `_VERIFIED_CACHE` blobs the least recently served is forgotten (and verified
     again when served)."""
+    ids = [blob_store.add_file(write_source(tmp_path, blob(CHUNK_SIZE + 1, seed=i), f"s{i}"))
+           .blob_id for i in range(3)]
+    for blob_id in ids:
+        blob_store = _untrusted(blob_store, blob_id)
     cache = blobstore._VerifiedChunks(2)
     monkeypatch.setattr(blob_store, "_verified", cache)
-    ids = [blob_store.add_file(write_source(tmp_path, blob(100, seed=i), f"s{i}")).blob_id
-           for i in range(3)]
     calls = _count_verifies(monkeypatch)
     for blob_id in ids:
         blob_store.read_chunk(blob_id, 0)
@@ -397,6 +493,7 @@ def test_partial_download_resumes_after_restart(tmp_path: Path) -> None:
     assert sorted(p.name for p in restarted.root.iterdir()) == [
         manifest.blob_id.hex(),
         manifest.blob_id.hex() + ".manifest",
+        manifest.blob_id.hex() + ".verified",  # every chunk verified before it was written
     ]
     assert restarted.read_chunk(manifest.blob_id, 10) == pieces[10]
 
