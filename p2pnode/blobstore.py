@@ -33,6 +33,9 @@ Rules it keeps:
 - A bit in a persisted bitmap implies its chunk is on disk: the .part is fsynced before the
   bitmap that covers it is written (temp file, fsync, `os.replace`). Bitmap writes are batched
   (`_FLUSH_EVERY_CHUNKS` chunks or `_FLUSH_INTERVAL_S`); a crash loses at most that much.
+  A batch is flushed by a short-lived thread of its own, from a snapshot of the bitmap taken
+  after the chunks it claims were written, so hashing and writing the next chunks never wait
+  for the disk; one flush at a time, and closing waits for it.
 - Memory stays flat: files move in 1 MiB pieces, chunks are read one at a time.
 
 Synchronous: the node calls it from a worker thread. Calls are short (one chunk, one manifest),
@@ -620,6 +623,9 @@ class PartialBlob:
         self._pending = 0
         self._last_flush = time.monotonic()
         self._closed = False
+        #: the background flush in progress, if any (started and joined under `_lock`)
+        self._flusher: threading.Thread | None = None
+        self._flush_error: OSError | None = None
 
     @property
     def held(self) -> Bitmap:
@@ -660,6 +666,7 @@ class PartialBlob:
             return False
         with self._lock:
             self._check_open()
+            self._raise_flush_error()
             if self._held[index]:
                 return True
             try:
@@ -675,20 +682,62 @@ class PartialBlob:
             if (
                 self._pending >= _FLUSH_EVERY_CHUNKS
                 or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S
-            ):
-                self._flush_locked()
+            ) and (self._flusher is None or not self._flusher.is_alive()):
+                self._start_flush_locked()
         return True
 
     def flush(self) -> None:
-        """Make every written chunk durable and persist the bitmap now."""
+        """Make every written chunk durable and persist the bitmap now.
+
+        Raises:
+            BlobStoreError: a flush failed (here or in the background).
+        """
         with self._lock:
             if not self._closed:
                 self._flush_locked()
 
-    def _flush_locked(self) -> None:
+    def _start_flush_locked(self) -> None:
+        # The snapshot claims only chunks whose pwritev has returned: the fsync that starts
+        # after it covers them all (and maybe more, which a later flush will claim).
+        snapshot = self._held.to_bytes()
+        self._pending = 0
+        self._last_flush = time.monotonic()
+        self._flusher = threading.Thread(
+            target=self._flush_in_background, args=(snapshot,),
+            name="p2pnode-flush", daemon=True,
+        )
+        self._flusher.start()
+
+    def _flush_in_background(self, snapshot: bytes) -> None:
+        try:
+            self._persist(snapshot)
+        except OSError as exc:  # reported by the next write or close; nothing was claimed
+            self._flush_error = exc
+
+    def _persist(self, bitmap: bytes) -> None:
         # Order matters: data on disk first, then the bits that claim it.
         os.fsync(self._fd)
-        _atomic_write(self.store._path(self.blob_id, ".bitmap"), self._held.to_bytes())
+        _atomic_write(self.store._path(self.blob_id, ".bitmap"), bitmap)
+
+    def _join_flusher_locked(self) -> None:
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
+
+    def _raise_flush_error(self) -> None:
+        exc, self._flush_error = self._flush_error, None
+        if exc is not None:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise BlobStoreError(f"cannot save the download's progress: {reason}") from None
+
+    def _flush_locked(self) -> None:
+        self._join_flusher_locked()
+        self._raise_flush_error()
+        try:
+            self._persist(self._held.to_bytes())
+        except OSError as exc:
+            self._flush_error = exc
+            self._raise_flush_error()
         self._pending = 0
         self._last_flush = time.monotonic()
 
@@ -708,6 +757,7 @@ class PartialBlob:
                     f"blob {blob_hex(self.blob_id)} has {missing} of {len(self._held)} "
                     "chunks missing"
                 )
+            self._join_flusher_locked()
             os.fsync(self._fd)
             written = os.fstat(self._fd)
             self._close_locked()
@@ -731,9 +781,11 @@ class PartialBlob:
         with self._lock:
             if self._closed:
                 return
-            self._flush_locked()
-            self._close_locked()
-        self.store._forget_partial(self.blob_id)
+            try:
+                self._flush_locked()
+            finally:
+                self._close_locked()
+                self.store._forget_partial(self.blob_id)
 
     def discard(self) -> None:
         """Stop and delete the partial download. Safe to call twice."""
@@ -749,6 +801,7 @@ class PartialBlob:
         self.store._forget_partial(self.blob_id)
 
     def _close_locked(self) -> None:
+        self._join_flusher_locked()
         os.close(self._fd)
         self._closed = True
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
 import shutil
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -509,6 +511,7 @@ def test_crash_keeps_only_durable_chunks(tmp_path: Path, monkeypatch: pytest.Mon
     partial = blob_store.start_download(manifest)
     for index in (7, 2, 5, 0, 1):
         partial.write_chunk(index, pieces[index])
+    _join_flushes()  # the flush after 3 chunks runs in a thread of its own: let it land
     # "crash": the process dies without cancel(); only the flush after 3 chunks happened
     restarted = BlobStore(tmp_path / "blobs", space_margin=0)
     resumed = restarted.start_download(manifest)
@@ -519,6 +522,46 @@ def test_crash_keeps_only_durable_chunks(tmp_path: Path, monkeypatch: pytest.Mon
         assert part[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE] == pieces[index]
     resumed.cancel()
     partial.discard()
+
+
+def _join_flushes() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "p2pnode-flush":
+            thread.join()
+
+
+def test_failed_background_flush_claims_nothing_and_stops_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush that fails in its thread (here: fsync says EIO) persists no bit, and the next
+    write or close reports it; the file is closed either way."""
+    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 2)
+    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
+    data = blob(4 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    pieces = chunks_of(data)
+    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
+    partial = blob_store.start_download(manifest)
+    bitmap_path = blob_store.root / (manifest.blob_id.hex() + ".bitmap")
+    bitmap_before = bitmap_path.read_bytes()
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(blobstore.os, "fsync", broken_fsync)
+    partial.write_chunk(0, pieces[0])
+    partial.write_chunk(1, pieces[1])  # starts the flush, which fails
+    _join_flushes()
+    assert bitmap_path.read_bytes() == bitmap_before
+    with pytest.raises(BlobStoreError, match="cannot save the download's progress"):
+        partial.write_chunk(2, pieces[2])
+    assert partial.held_count == 2  # chunk 2 was not written
+    with pytest.raises(BlobStoreError):
+        partial.cancel()  # its own flush fails too: reported, and the file still closed
+    with pytest.raises(BlobStoreError, match="closed"):
+        partial.write_chunk(3, pieces[3])
+    monkeypatch.undo()
+    assert bitmap_path.read_bytes() == bitmap_before
 
 
 def test_write_chunk_refuses_bad_chunk_without_trace(tmp_path: Path, blob_store: BlobStore) -> None:
