@@ -6,24 +6,31 @@ Baselines:
   cipher, via `cryptography`) plus SHA-256 over it cost on one core: the least work a receiver
   must do, so no receiver of ours can beat it;
 - aiohttp static: the same file served by aiohttp's `web.FileResponse` (sendfile) in another
-  process and read by an aiohttp client: what plain HTTP over loopback does here.
+  process and read by an aiohttp client: what plain HTTP over loopback does here;
+- minimal pipeline (`minimal_pipeline.py`): the same two processes doing only what any
+  sender (read, encrypt) and receiver (decrypt, SHA-256, check, pwritev) of ours must do,
+  through the same libraries, with no protocol at all: an upper bound for our node here.
 
 Our runs: every node in its own process (the machine's cores are shared by whoever is busy), and
 all nodes in this one process for comparison. Peak RSS (VmHWM) is reported for each node process.
 Targets: ≥ 60% of the crypto+hash bound from one peer; under 150 MB of memory per node.
 
 Everything binds to 127.0.0.1, every child is killed after `--timeout`, and temp files go when it
-ends. ``--dir /dev/shm`` takes the disk out of the picture (a download fsyncs every 16 MiB).
-``--profile DIR`` writes cProfile stats of each node process there.
+ends. ``--dir /dev/shm`` takes the disk out of the picture (a download fsyncs every 16 MiB, in a
+thread of its own). ``--profile DIR`` writes cProfile stats of each node process there.
 
     .venv/bin/python bench/transfer.py [--size-mib 256] [--dir DIR] [--repeat 3]
-                                       [--profile DIR] [--serves 2] [--set _WINDOW=16 ...]
+                                       [--profile DIR] [--serves 2] [--untrusted]
+                                       [--set _WINDOW=16 ...]
 
 What bounds it (2-core VM, 256 MiB; see the CPU lines it prints): the transfer is CPU-bound,
-both processes sharing two cores. Per 256 MiB the downloader spends ~0.45 CPU-s (recv, decrypt,
-SHA-256, pwrite, fsync every 16 MiB) and the server ~0.43 (pread, SHA-256 verify, encrypt,
-send); a server that served the file before skips the SHA-256 (``--serves 2``: ~0.3). The
-crypto+hash bound is one core doing only the receiver's share with hot caches.
+both processes sharing two cores (the downloader's threads spend about a third of the transfer
+waiting for a free core). Per 256 MiB the downloader spends ~0.5 CPU-s (recv, decrypt,
+SHA-256, pwritev) and the server ~0.3 (pread, encrypt, send; a blob it knows verified as a
+whole, from its ``.verified`` sidecar, is not hashed again: ``--untrusted`` removes those and
+the server hashes every chunk, ~0.43). The crypto+hash bound is one core doing only the
+receiver's share with hot caches; the minimal pipeline needs ~0.65 CPU-s for the same file,
+and on two shared cores reaches ~0.5-0.6 of that bound itself.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
+import minimal_pipeline
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -132,6 +140,35 @@ async def aiohttp_static(path: Path, timeout: float) -> float:
         await _stop(child)
 
 
+async def minimal(root: Path, source: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The median run of `minimal_pipeline` (server and client in processes of their own)."""
+    hashes = root / "hashes.json"
+    hashes.write_text(json.dumps(minimal_pipeline.chunk_hashes(source)))
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "raw-serve", "--file", str(source),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    runs = []
+    try:
+        assert server.stdout is not None
+        port = json.loads(await asyncio.wait_for(server.stdout.readline(), 30))["port"]
+        for _ in range(args.repeat):
+            client = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--role", "raw-fetch", "--port", str(port),
+                "--file", str(root / "raw.out"), "--blob", str(hashes),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await asyncio.wait_for(client.communicate(), args.timeout)
+            runs.append(json.loads(out.decode().strip().splitlines()[-1]))
+    finally:
+        tail = await _stop(server)
+    runs.sort(key=lambda r: r["seconds"])
+    result = runs[len(runs) // 2]
+    result["server_cpu"] = json.loads(tail)["cpu"] / len(runs) if tail.startswith("{") else 0.0
+    result["runs"] = [r["seconds"] for r in runs]
+    return result
+
+
 async def _stop(child: asyncio.subprocess.Process) -> str:
     """Close the child's stdin (its cue to exit) and collect its last line."""
     out = b""
@@ -190,6 +227,19 @@ async def role_static(args: argparse.Namespace) -> None:
           flush=True)
     await _until_stdin_closes()
     await runner.cleanup()
+
+
+async def role_raw_serve(args: argparse.Namespace) -> None:
+    await minimal_pipeline.serve(Path(args.file), _until_stdin_closes)
+
+
+async def role_raw_fetch(args: argparse.Namespace) -> None:
+    out = Path(args.file)
+    hashes = json.loads(Path(args.blob).read_text())
+    size = Path(args.file).parent.joinpath("file.bin").stat().st_size
+    result = await minimal_pipeline.fetch(args.port, out, size, hashes)
+    out.unlink()
+    print(json.dumps(result), flush=True)
 
 
 async def role_serve(args: argparse.Namespace) -> None:
@@ -384,12 +434,14 @@ def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     return done[len(done) // 2]
 
 
-def _line(label: str, result: dict[str, Any], size: int, bound: float, static: float) -> str:
+def _line(label: str, result: dict[str, Any], size: int, baselines: dict[str, float]) -> str:
     if not result.get("done"):
         return f"{label}: FAILED {result.get('error')}"
     rate = size / result["seconds"] / 1e6
+    bound, static, floor = baselines["bound"], baselines["static"], baselines["minimal"]
     return (f"{label}: {rate:.1f} MB/s ({rate / bound:.2f} × crypto+hash bound "  # noqa: RUF001
-            f"{bound:.1f} MB/s; {rate / static:.2f} × aiohttp static {static:.0f} MB/s)")  # noqa: RUF001
+            f"{bound:.1f} MB/s; {rate / floor:.2f} × minimal pipeline {floor:.0f} MB/s; "  # noqa: RUF001
+            f"{rate / static:.2f} × aiohttp static {static:.0f} MB/s)")  # noqa: RUF001
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -404,6 +456,14 @@ async def run(args: argparse.Namespace) -> None:
               f" SHA-256 {sha:.0f} MB/s, one core)")
         static = await aiohttp_static(source, args.timeout)
         print(f"aiohttp static (FileResponse, separate process): {static:.0f} MB/s")
+        raw = await minimal(root, source, args)
+        floor = size / raw["seconds"] / 1e6
+        print(f"minimal pipeline (no protocol: aiohttp WebSocket + ChaCha20-Poly1305, SHA-256 +"
+              f" pwritev in a thread; bench/minimal_pipeline.py, processes): {floor:.1f} MB/s"
+              f" ({floor / bound:.2f} × crypto+hash bound) [runs: "  # noqa: RUF001
+              + ", ".join(f"{size / t / 1e6:.0f}" for t in raw["runs"])
+              + f"]; CPU seconds: receiver {raw['cpu']:.2f}, sender {raw['server_cpu']:.2f}")
+        baselines = {"bound": bound, "static": static, "minimal": floor}
         holders, blob_id = prepare_holders(root, source, 2)
         if args.untrusted:
             for home in holders:
@@ -418,18 +478,18 @@ async def run(args: argparse.Namespace) -> None:
         for rate, title in cases:
             args.frame_rate = rate
             print(f"-- {title}")
-            await _transfers(root, holders, blob_id, args, size, bound, static)
+            await _transfers(root, holders, blob_id, args, size, baselines)
 
 
 async def _transfers(root: Path, holders: list[Path], blob_id: bytes, args: argparse.Namespace,
-                     size: int, bound: float, static: float) -> None:
+                     size: int, baselines: dict[str, float]) -> None:
     for peers in (1, 2):
         runs = [await multi_process(root, holders[:peers], blob_id, args)
                 for _ in range(args.repeat)]
         result = _median_run(runs)
         spread = sorted(size / r["seconds"] / 1e6 for r in runs if r.get("done"))
         print(_line(f"transfer {peers} peer{'s' if peers > 1 else ''} (processes)", result,
-                    size, bound, static)
+                    size, baselines)
               + (f" [runs: {', '.join(f'{x:.0f}' for x in spread)}]" if spread else ""))
         print(f"    peak RSS: downloader {result.get('rss_mb', float('nan')):.0f} MB, "
               "serving " + ", ".join(f"{r:.0f} MB" for r in result["server_rss_mb"])
@@ -445,7 +505,7 @@ async def _transfers(root: Path, holders: list[Path], blob_id: bytes, args: argp
             result = _median_run([await in_process(root, holders[:peers], blob_id, args)
                                   for _ in range(args.repeat)])
             print(_line(f"transfer {peers} peer{'s' if peers > 1 else ''} (one process)",
-                        result, size, bound, static))
+                        result, size, baselines))
 
 
 def main() -> None:
@@ -468,7 +528,9 @@ def main() -> None:
                         help="override a constant of the blob exchange (p2pnode.download,"
                              " serving, blobrequests or transfer), e.g. _WINDOW=16, or another"
                              " module's, e.g. blobstore._FLUSH_EVERY_CHUNKS=64 (tuning)")
-    parser.add_argument("--role", choices=["static", "serve", "fetch"], help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["static", "serve", "fetch", "raw-serve", "raw-fetch"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--blob", help=argparse.SUPPRESS)
@@ -479,7 +541,8 @@ def main() -> None:
     _apply_settings(args.set)
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
-    roles = {"static": role_static, "serve": role_serve, "fetch": role_fetch}
+    roles = {"static": role_static, "serve": role_serve, "fetch": role_fetch,
+             "raw-serve": role_raw_serve, "raw-fetch": role_raw_fetch}
     asyncio.run(roles[args.role](args) if args.role else run(args))
 
 
