@@ -207,6 +207,36 @@ async def test_resumes_after_the_downloader_restarts(nodes, tmp_path: Path) -> N
     assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
 
 
+async def test_resumes_when_the_only_holder_restarts(nodes, tmp_path: Path) -> None:
+    """The one holder going away midway stalls the fetch; when it is back (same home, same
+    port) the fetch goes on from where it was, asking only for what is missing."""
+    size = 16 * MiB  # 64 chunks: more than one window (32) past the 12 served at once
+    data = _write(tmp_path / "big.bin", size, seed=4)
+    chunks = size // CHUNK_SIZE
+    a1 = await nodes.start("a")
+    shared = await a1.blobs.share(tmp_path / "big.bin")
+    gate = _gate(a1, free=12)
+    c = await nodes.start("c", peers=[a1])
+    await _holders(c, shared.blob_id, 1)
+    fetching = asyncio.create_task(_fetch(c, shared.blob_id))
+    await _until(lambda: _held_count(c, shared.blob_id) == 12, what="the first 12 chunks")
+    port = a1.port
+    gate.set()  # some held-back chunks may still arrive: at most one window
+    await a1.close()
+    await _until(lambda: not c.blobs.holders(shared.blob_id), what="the holder to go")
+    download = c.blobs._downloads[shared.blob_id]
+    await _until(lambda: not download.writes, what="received chunks to be written")
+    held = _held_count(c, shared.blob_id)
+    assert 12 <= held < chunks
+    assert not fetching.done()  # stalled, waiting for a holder, not failed
+
+    a2 = await nodes.start("a", port=port)  # the same home: it still holds the blob
+    final = (await asyncio.wait_for(fetching, 30))[-1]
+    assert final.get("done"), final
+    assert a2.blobs.chunks_served == chunks - held  # only what was missing
+    assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
+
+
 async def test_closing_the_fetch_cancels_and_keeps_the_partial(nodes, tmp_path: Path) -> None:
     """A follower that goes away cancels the requests at the peer; the .part stays on disk."""
     _write(tmp_path / "big.bin", 4 * MiB, seed=4)
