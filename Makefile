@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/convergence.py
 	$(BIN)/python bench/discovery.py
+	$(BIN)/python bench/transfer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

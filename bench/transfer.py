@@ -114,6 +114,24 @@ def crypto_hash_bound(path: Path) -> tuple[float, float, float]:
     return size / (decrypt + digest) / 1e6, size / decrypt / 1e6, size / digest / 1e6
 
 
+def disk_write(directory: Path, size: int) -> float:
+    """MB/s of writing `size` bytes to a new file in `directory` and fsyncing it: what the
+    disk under the bench takes, before any network or crypto (a download must write too)."""
+    path = directory / "disk-write.tmp"
+    piece = os.urandom(MiB)
+    start = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(size // MiB):
+            os.write(fd, piece)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return size / seconds / 1e6
+
+
 async def aiohttp_static(path: Path, timeout: float) -> float:
     """MB/s of the file served by aiohttp's FileResponse in a child, read by an aiohttp client."""
     child = await asyncio.create_subprocess_exec(
@@ -456,10 +474,13 @@ async def run(args: argparse.Namespace) -> None:
               f" SHA-256 {sha:.0f} MB/s, one core)")
         static = await aiohttp_static(source, args.timeout)
         print(f"aiohttp static (FileResponse, separate process): {static:.0f} MB/s")
+        disk = max(disk_write(root, size) for _ in range(2))
+        print(f"disk: {disk:.0f} MB/s writing and fsyncing {args.size_mib} MiB in {root.parent}"
+              f" ({disk / bound:.2f} × crypto+hash bound)")  # noqa: RUF001
         raw = await minimal(root, source, args)
         floor = size / raw["seconds"] / 1e6
         print(f"minimal pipeline (no protocol: aiohttp WebSocket + ChaCha20-Poly1305, SHA-256 +"
-              f" pwritev in a thread; bench/minimal_pipeline.py, processes): {floor:.1f} MB/s"
+              f" pwritev; bench/minimal_pipeline.py, processes): {floor:.1f} MB/s"
               f" ({floor / bound:.2f} × crypto+hash bound) [runs: "  # noqa: RUF001
               + ", ".join(f"{size / t / 1e6:.0f}" for t in raw["runs"])
               + f"]; CPU seconds: receiver {raw['cpu']:.2f}, sender {raw['server_cpu']:.2f}")

@@ -178,6 +178,25 @@ async def test_requests_keep_to_the_peers_frame_rate(nodes, tmp_path: Path) -> N
 
 
 # -- resume and cancel ---------------------------------------------------------------------------
+async def test_a_slow_write_moves_the_download_to_the_io_thread(nodes, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """Chunks are written on the loop until one write is slow; the rest go to the blob I/O
+    thread, and the file still arrives whole."""
+    monkeypatch.setattr(download_module, "_INLINE_WRITE_LIMIT", 0.0)  # every write is "slow"
+    data = _write(tmp_path / "big.bin", 4 * MiB, seed=6)
+    a = await nodes.start("a")
+    shared = await a.blobs.share(tmp_path / "big.bin")
+    c = await nodes.start("c", peers=[a])
+    await _holders(c, shared.blob_id, 1)
+    fetching = asyncio.create_task(_fetch(c, shared.blob_id))
+    await _until(lambda: shared.blob_id in c.blobs._downloads, what="the download to start")
+    download = c.blobs._downloads[shared.blob_id]
+    final = (await fetching)[-1]
+    assert final.get("done"), final
+    assert download.inline_writes is False
+    assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
+
+
 async def test_resumes_after_the_downloader_restarts(nodes, tmp_path: Path) -> None:
     """Chunks verified before a restart are not asked for again: the fetch continues."""
     data = _write(tmp_path / "big.bin", 8 * MiB, seed=3)
