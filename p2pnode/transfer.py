@@ -96,6 +96,9 @@ class BlobService:
         #: chunk requests we sent and chunks we served (all peers, since start)
         self.chunks_requested = 0
         self.chunks_served = 0
+        #: serving reads chunks on the event loop while reads are quick (`serving`); False
+        #: sends every read to the blob I/O threads from the start
+        self.inline_reads = True
         self._spawn(self._watch_entries(), "blobs-watch-entries")
 
     # -- node hooks --------------------------------------------------------------------------
@@ -274,9 +277,9 @@ class BlobService:
 
     # -- serving -----------------------------------------------------------------------------
     def _load_chunk(self, blob_id: bytes, index: int) -> list[bytes]:
-        """Read one chunk to serve (`serving.load_chunk`), in a blob I/O thread. `serving` reads
-        every chunk through this method, looked up on the service: tests replace it to play a
-        slow or lying peer."""
+        """Read one chunk to serve (`serving.load_chunk`), on the loop or in a blob I/O thread
+        (see `serving`). `serving` reads every chunk through this method, looked up on the
+        service: tests replace it to play a slow or lying peer."""
         return serving.load_chunk(self.store, blob_id, index)
 
     # -- peers coming and going --------------------------------------------------------------

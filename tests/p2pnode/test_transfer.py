@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pnode import download as download_module
+from p2pnode import serving as serving_module
 from p2pnode import transfer
 from p2pnode.events import TransferFinished, TransferProgress
 from p2pnode.node import Node
@@ -64,7 +65,9 @@ async def _fetch(node: Node, blob_id: bytes, output: Path | None = None) -> list
 
 
 def _slow(node: Node, delay: float) -> None:
-    """Make `node` serve each chunk after `delay` seconds (a slow link, simulated)."""
+    """Make `node` serve each chunk after `delay` seconds (a slow link, simulated; reads go to
+    the blob I/O thread, as they would from a slow disk)."""
+    node.blobs.inline_reads = False
     load = node.blobs._load_chunk
 
     def slow_load(blob_id: bytes, index: int) -> list[bytes]:
@@ -77,7 +80,9 @@ def _slow(node: Node, delay: float) -> None:
 def _gate(node: Node, free: int) -> threading.Event:
     """Make `node` serve chunks below `free` at once and hold back the rest until the returned
     event is set (a peer that stalls midway, deterministically). Set it before closing `node`.
+    Reads go to the blob I/O thread, so the held-back ones never block the event loop.
     """
+    node.blobs.inline_reads = False
     gate = threading.Event()
     load = node.blobs._load_chunk
 
@@ -195,6 +200,31 @@ async def test_a_slow_write_moves_the_download_to_the_io_thread(nodes, tmp_path:
     assert final.get("done"), final
     assert download.inline_writes is False
     assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
+
+
+async def test_serving_reads_move_to_the_io_thread_after_a_slow_one(nodes, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """A holder reads chunks on its event loop while reads are quick; after a slow one (here:
+    every read counts as slow) it reads in its blob I/O thread, and the file arrives whole."""
+    monkeypatch.setattr(serving_module, "_INLINE_READ_LIMIT", 0.0)
+    data = _write(tmp_path / "big.bin", 2 * MiB, seed=7)
+    a = await nodes.start("a")
+    shared = await a.blobs.share(tmp_path / "big.bin")
+    threads: list[str] = []
+    load = a.blobs._load_chunk
+
+    def recording_load(blob_id: bytes, index: int) -> list[bytes]:
+        threads.append(threading.current_thread().name)
+        return load(blob_id, index)
+
+    a.blobs._load_chunk = recording_load  # type: ignore[method-assign]
+    c = await nodes.start("c", peers=[a])
+    await _holders(c, shared.blob_id, 1)
+    final = (await _fetch(c, shared.blob_id))[-1]
+    assert final.get("done"), final
+    assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
+    assert threads[0] == "MainThread"
+    assert threads[1:] and all(name.startswith("p2pnode-blobs") for name in threads[1:])
 
 
 async def test_resumes_after_the_downloader_restarts(nodes, tmp_path: Path) -> None:
