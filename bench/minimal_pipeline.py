@@ -44,6 +44,15 @@ def _nonce(n: int) -> bytes:
     return _NONCE_PREFIX + n.to_bytes(8, "little")
 
 
+async def start_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve `app` on 127.0.0.1 at a free port: its runner (clean it up) and the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]
+
+
 def chunk_hashes(path: Path) -> list[str]:
     """The SHA-256 of each chunk of the file, hex (what the client checks against)."""
     hashes = []
@@ -80,11 +89,8 @@ async def serve(path: Path, until_stdin_closes) -> None:
 
     app = web.Application()
     app.router.add_get("/", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(json.dumps({"port": site._server.sockets[0].getsockname()[1]}), flush=True)
+    runner, port = await start_on_loopback(app)
+    print(json.dumps({"port": port}), flush=True)
     cpu = _cpu_seconds()
     await until_stdin_closes()
     print(json.dumps({"cpu": _cpu_seconds() - cpu}), flush=True)

@@ -237,12 +237,8 @@ async def role_static(args: argparse.Namespace) -> None:
 
     app = web.Application()
     app.router.add_get("/file", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(json.dumps({"port": site._server.sockets[0].getsockname()[1], "pid": os.getpid()}),
-          flush=True)
+    runner, port = await minimal_pipeline.start_on_loopback(app)
+    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
     await _until_stdin_closes()
     await runner.cleanup()
 
