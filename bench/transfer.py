@@ -23,14 +23,12 @@ thread of its own). ``--profile DIR`` writes cProfile stats of each node process
                                        [--profile DIR] [--serves 2] [--untrusted]
                                        [--set _WINDOW=16 ...]
 
-What bounds it (2-core VM, 256 MiB; see the CPU lines it prints): the transfer is CPU-bound,
-both processes sharing two cores (the downloader's threads spend about a third of the transfer
-waiting for a free core). Per 256 MiB the downloader spends ~0.5 CPU-s (recv, decrypt,
-SHA-256, pwritev) and the server ~0.3 (pread, encrypt, send; a blob it knows verified as a
-whole, from its ``.verified`` sidecar, is not hashed again: ``--untrusted`` removes those and
-the server hashes every chunk, ~0.43). The crypto+hash bound is one core doing only the
-receiver's share with hot caches; the minimal pipeline needs ~0.65 CPU-s for the same file,
-and on two shared cores reaches ~0.5-0.6 of that bound itself.
+What bounds it (2-core VM, 256 MiB; see the CPU lines it prints): the transfer is CPU-bound and
+the downloader's event loop sets the pace: ~0.5 CPU-s per 256 MiB (recv, decrypt, SHA-256,
+pwritev, and the protocol's own work) against ~0.35 for the minimal pipeline's receiver. The
+server spends ~0.25 (pread, encrypt, send; a blob it knows verified as a whole, from its
+``.verified`` sidecar, is not hashed again: ``--untrusted`` removes those, ~0.4). The
+crypto+hash bound is one core doing only the receiver's share with hot caches.
 """
 
 from __future__ import annotations
