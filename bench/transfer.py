@@ -174,7 +174,12 @@ async def minimal(root: Path, source: Path, args: argparse.Namespace) -> dict[st
                 "--file", str(root / "raw.out"), "--blob", str(hashes),
                 stdout=asyncio.subprocess.PIPE,
             )
-            out, _ = await asyncio.wait_for(client.communicate(), args.timeout)
+            try:
+                out, _ = await asyncio.wait_for(client.communicate(), args.timeout)
+            except TimeoutError:
+                client.kill()
+                await client.wait()
+                raise
             runs.append(json.loads(out.decode().strip().splitlines()[-1]))
     finally:
         tail = await _stop(server)

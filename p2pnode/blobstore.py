@@ -38,8 +38,12 @@ Rules it keeps:
   for the disk; one flush at a time, and closing waits for it.
 - Memory stays flat: files move in 1 MiB pieces, chunks are read one at a time.
 
-Synchronous: the node calls it from a worker thread. Calls are short (one chunk, one manifest),
-except `add_file` and `export_to`, which stream a whole file and report progress.
+Synchronous and thread-safe. Calls are short (one chunk, one manifest), except `add_file` and
+`export_to`, which stream a whole file and report progress (the node runs those, and anything
+that fsyncs, in a worker thread). Reading a chunk to serve and writing one received chunk
+(`read_chunk_pieces`, `PartialBlob.write_chunk`) take well under a millisecond from the page
+cache, and the node may call them on its event loop; they never wait for an fsync or for
+`_lock` held across one.
 """
 
 from __future__ import annotations
@@ -176,7 +180,10 @@ class BlobStore:
         self.max_blob_size = max_blob_size
         self.space_margin = space_margin
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()  # guards the manifest cache and the open partials
+        self._lock = threading.RLock()  # guards installs, removals and the open partials
+        #: guards only the manifest cache: serving reads it on the event loop, and must not
+        #: wait for an install's fsyncs under `_lock`
+        self._cache_lock = threading.Lock()
         self._manifests: OrderedDict[bytes, Manifest] = OrderedDict()
         self._partials: dict[bytes, PartialBlob] = {}
         self._verified = _VerifiedChunks(_VERIFIED_CACHE)
@@ -224,7 +231,7 @@ class BlobStore:
         Raises:
             CorruptBlob: the manifest file no longer hashes to the blob id.
         """
-        with self._lock:
+        with self._cache_lock:
             cached = self._manifests.get(blob_id)
             if cached is not None:
                 self._manifests.move_to_end(blob_id)
@@ -313,7 +320,8 @@ class BlobStore:
             return pieces
         if not verify_chunk_pieces(manifest, index, pieces):
             self._verified.forget(blob_id)
-            self._path(blob_id, _VERIFIED).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self._path(blob_id, _VERIFIED).unlink(missing_ok=True)
             raise CorruptBlob(
                 f"blob {blob_hex(blob_id)} chunk {index} on disk does not match its manifest"
             )
@@ -342,8 +350,19 @@ class BlobStore:
         return True
 
     def _write_sidecar(self, blob_id: bytes, key: tuple[int, ...]) -> None:
-        with contextlib.suppress(OSError):  # only an optimisation: failing to write is harmless
-            _atomic_write(self._path(blob_id, _VERIFIED), _format_sidecar(key))
+        # Only an optimisation, so no fsync (this may run on the event loop): a sidecar lost or
+        # torn by a crash does not parse or does not match, and the blob is verified again.
+        path = self._path(blob_id, _VERIFIED)
+        with contextlib.suppress(OSError):
+            fd, tmp = _create_temp(path.parent, _TEMP_PREFIX, 0o600)
+            try:
+                _write_all(fd, _format_sidecar(key))
+            finally:
+                os.close(fd)
+            try:
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def _mark_whole(self, blob_id: bytes, written: os.stat_result, count: int) -> None:
         """The file just moved into place at `blob_id`'s path holds bytes verified as a whole
@@ -560,7 +579,7 @@ class BlobStore:
                 with contextlib.suppress(FileNotFoundError):
                     self._path(blob_id, suffix).unlink()
                     removed = True
-            self._manifests.pop(blob_id, None)
+            self._uncache(blob_id)
             self._verified.forget(blob_id)
             return removed
 
@@ -573,14 +592,15 @@ class BlobStore:
         return manifest
 
     def _cache(self, manifest: Manifest) -> None:
-        with self._lock:
+        with self._cache_lock:
             self._manifests[manifest.blob_id] = manifest
             self._manifests.move_to_end(manifest.blob_id)
             while len(self._manifests) > _MANIFEST_CACHE:
                 self._manifests.popitem(last=False)
 
     def _uncache(self, blob_id: bytes) -> None:
-        self._manifests.pop(blob_id, None)
+        with self._cache_lock:
+            self._manifests.pop(blob_id, None)
 
     def _write_manifest(self, manifest: Manifest) -> None:
         path = self._path(manifest.blob_id, ".manifest")
@@ -659,7 +679,9 @@ class PartialBlob:
 
         Raises:
             InsufficientSpace: the disk filled up (the chunk is not marked held).
-            BlobStoreError: the download was closed.
+            BlobStoreError: the download was closed, the chunk could not be written, or saving
+                the download's progress failed earlier (then nothing more is written or
+                claimed: see `_flush_error`).
         """
         pieces = data if isinstance(data, list | tuple) else (data,)
         if not verify_chunk_pieces(self.manifest, index, pieces):
@@ -676,7 +698,7 @@ class PartialBlob:
                     free = shutil.disk_usage(self.store.root).free
                     length = self.manifest.chunk_length(index)
                     raise InsufficientSpace(length, free, f"chunk {index}") from None
-                raise
+                raise BlobStoreError(f"cannot write chunk {index}: {_reason(exc)}") from None
             self._held.set(index)
             self._pending += 1
             if (
@@ -690,7 +712,7 @@ class PartialBlob:
         """Make every written chunk durable and persist the bitmap now.
 
         Raises:
-            BlobStoreError: a flush failed (here or in the background).
+            BlobStoreError: this flush or an earlier one failed.
         """
         with self._lock:
             if not self._closed:
@@ -699,19 +721,26 @@ class PartialBlob:
     def _start_flush_locked(self) -> None:
         # The snapshot claims only chunks whose pwritev has returned: the fsync that starts
         # after it covers them all (and maybe more, which a later flush will claim).
+        if self._flush_error is not None:
+            return
         snapshot = self._held.to_bytes()
         self._pending = 0
         self._last_flush = time.monotonic()
-        self._flusher = threading.Thread(
+        flusher = threading.Thread(
             target=self._flush_in_background, args=(snapshot,),
             name="p2pnode-flush", daemon=True,
         )
-        self._flusher.start()
+        try:
+            flusher.start()
+        except RuntimeError:  # no thread to be had (a process or pids limit): flush here
+            self._flush_in_background(snapshot)
+            return
+        self._flusher = flusher
 
     def _flush_in_background(self, snapshot: bytes) -> None:
         try:
             self._persist(snapshot)
-        except OSError as exc:  # reported by the next write or close; nothing was claimed
+        except OSError as exc:
             self._flush_error = exc
 
     def _persist(self, bitmap: bytes) -> None:
@@ -725,10 +754,13 @@ class PartialBlob:
             self._flusher = None
 
     def _raise_flush_error(self) -> None:
-        exc, self._flush_error = self._flush_error, None
+        # Sticky: after a failed fsync Linux may report success for the same pages next
+        # time, so nothing written since the last good flush can be trusted to be on disk.
+        # No bit is persisted again and the download ends; a later one resumes from the
+        # last good bitmap and fetches the rest again.
+        exc = self._flush_error
         if exc is not None:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise BlobStoreError(f"cannot save the download's progress: {reason}") from None
+            raise BlobStoreError(f"cannot save the download's progress: {_reason(exc)}")
 
     def _flush_locked(self) -> None:
         self._join_flusher_locked()
@@ -747,7 +779,10 @@ class PartialBlob:
         Chunks were verified as they were written, so this only fsyncs and renames.
 
         Raises:
-            BlobStoreError: chunks are still missing, or the download was closed.
+            BlobStoreError: chunks are still missing, or the download was closed (nothing
+                changes); saving the progress failed earlier, or the disk refused the final
+                fsync or rename (the download is closed; the .part and its last good bitmap
+                stay for a later fetch to resume).
         """
         with self._lock:
             self._check_open()
@@ -757,23 +792,32 @@ class PartialBlob:
                     f"blob {blob_hex(self.blob_id)} has {missing} of {len(self._held)} "
                     "chunks missing"
                 )
-            self._join_flusher_locked()
-            os.fsync(self._fd)
-            written = os.fstat(self._fd)
-            self._close_locked()
-            final = self.store._path(self.blob_id)
-            part = self.store._path(self.blob_id, ".part")
-            if final.is_file():
-                part.unlink(missing_ok=True)  # the same content arrived by add_file
-                installed = False
-            else:
-                os.replace(part, final)
-                installed = True
-            self.store._path(self.blob_id, ".bitmap").unlink(missing_ok=True)
-            _fsync_dir(self.store.root)
+            try:
+                try:
+                    self._join_flusher_locked()
+                    self._raise_flush_error()
+                    os.fsync(self._fd)
+                    written = os.fstat(self._fd)
+                finally:
+                    self._close_locked()
+                final = self.store._path(self.blob_id)
+                part = self.store._path(self.blob_id, ".part")
+                if final.is_file():
+                    part.unlink(missing_ok=True)  # the same content arrived by add_file
+                    installed = False
+                else:
+                    os.replace(part, final)
+                    installed = True
+                self.store._path(self.blob_id, ".bitmap").unlink(missing_ok=True)
+                _fsync_dir(self.store.root)
+            except OSError as exc:
+                raise BlobStoreError(
+                    f"cannot finish blob {blob_hex(self.blob_id)}: {_reason(exc)}"
+                ) from None
+            finally:
+                self.store._forget_partial(self.blob_id)
             if installed:  # every chunk verified before it was written
                 self.store._mark_whole(self.blob_id, written, self.manifest.chunk_count)
-        self.store._forget_partial(self.blob_id)
         return final
 
     def cancel(self) -> None:
@@ -801,9 +845,13 @@ class PartialBlob:
         self.store._forget_partial(self.blob_id)
 
     def _close_locked(self) -> None:
-        self._join_flusher_locked()
-        os.close(self._fd)
-        self._closed = True
+        if self._closed:
+            return
+        try:
+            self._join_flusher_locked()
+        finally:
+            os.close(self._fd)
+            self._closed = True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -811,6 +859,11 @@ class PartialBlob:
 
 
 # -- file helpers -----------------------------------------------------------------------------
+def _reason(exc: OSError) -> str:
+    """An OS error in a few words (\"No space left on device\"), without the path."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 

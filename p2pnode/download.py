@@ -16,8 +16,9 @@ Rules it keeps:
 - A received chunk is hashed and written as the pieces it came in (`PartialBlob.write_chunk`),
   never joined. That happens on the event loop while writes are quick (a hand-off to a thread
   costs more CPU than hashing and writing 256 KiB, and the cores are what bounds a transfer);
-  after one write slower than `_INLINE_WRITE_LIMIT` the download hands its chunks to the
-  service's blob I/O threads instead, so a slow or throttled disk never stalls the loop. A
+  after a write slower than `_INLINE_WRITE_LIMIT`, or while they average over
+  `_INLINE_WRITE_AVERAGE`, the download hands its chunks to the service's blob I/O threads for a
+  while (`inline.InlineGate`), so a slow or throttled disk never stalls the loop. A
   chunk is verified before it is written; a bad one gives the peer a strike in the plan and
   lowers its score, and the chunk is asked of another holder.
 - When the download stops (the last follower went away or the node stops), nothing new is
@@ -47,6 +48,7 @@ from .blobpeer import BlobPeer, retrieve
 from .blobrequests import ChunkRequest, ManifestRequest, PeerFailed, send_cancel, send_request
 from .blobstore import BlobStoreError, PartialBlob
 from .events import TransferFinished, TransferProgress
+from .inline import InlineGate
 
 if TYPE_CHECKING:
     from .transfer import BlobService
@@ -71,11 +73,12 @@ _MIN_WINDOW = 8
 #: Received chunks waiting to be verified and written, per download. Counting them in the
 #: window instead halved loopback throughput: I/O threads wait for the GIL behind the loop.
 _MAX_WRITES = 16
-#: A chunk write (hash + pwritev) on the event loop that takes longer than this sends the rest
-#: of the download's writes to the blob I/O threads. Inline, a 256 KiB chunk takes ~0.3 ms;
-#: handing it to a thread costs ~60 µs more CPU (2-core bench: ~10% less downloader CPU and
-#: ~5-10% more throughput inline).
+#: A chunk write (hash + pwritev) on the event loop that takes longer than this, or writes
+#: averaging more than the second, send the download's writes to the blob I/O threads for a
+#: while. Inline, a 256 KiB chunk takes ~0.3 ms; handing it to a thread costs ~60 µs more CPU
+#: (2-core bench: ~10% less downloader CPU and ~5-10% more throughput inline).
 _INLINE_WRITE_LIMIT = 0.005
+_INLINE_WRITE_AVERAGE = 0.002
 #: Open requests left free at each peer beyond our windows (manifests, other downloads).
 _RESERVED_REQUESTS = 2
 _TICK = 0.5
@@ -112,8 +115,8 @@ class Download:
         self.version = 0
         self.requests: dict[tuple[BlobPeer, int], ChunkRequest] = {}
         self.writes: set[asyncio.Future[bool]] = set()
-        #: chunks are written on the loop until one write is slow (see `chunk_arrived`)
-        self.inline_writes = True
+        #: whether chunks are written on the loop (see `chunk_arrived`)
+        self.write_gate = InlineGate(slow=_INLINE_WRITE_LIMIT, average=_INLINE_WRITE_AVERAGE)
         self.writing: dict[BlobPeer, int] = {}
         self.progress_at: dict[BlobPeer, float] = {}
         self.in_plan: set[BlobPeer] = set()
@@ -410,17 +413,15 @@ class Download:
         if partial is None:
             return
         loop = asyncio.get_running_loop()
-        if self.inline_writes:
+        gate = self.write_gate
+        if gate.inline:
             future = loop.create_future()
             start = time.perf_counter()
             try:
                 future.set_result(partial.write_chunk(req.index, parts))
             except Exception as exc:  # reported by `_written`, as from a thread
                 future.set_exception(exc)
-            if time.perf_counter() - start > _INLINE_WRITE_LIMIT:
-                log.debug("writing %s in a thread from now on (a chunk write took %.0f ms)",
-                          fingerprint(self.blob_id), 1000 * (time.perf_counter() - start))
-                self.inline_writes = False
+            gate.record(time.perf_counter() - start)
         else:
             future = loop.run_in_executor(self.service._pool, partial.write_chunk, req.index,
                                           parts)

@@ -1,8 +1,8 @@
 """Serving blobs: answering a peer's ``blob_get`` and ``blob_cancel``.
 
 PROTOCOL.md section 6. `transfer.BlobService.session_opened` registers `on_get` and `on_cancel`
-for each session and runs `serve` for it; chunks are read through `BlobService._load_chunk` in
-the service's blob I/O threads. Rules it keeps:
+for each session and runs `serve` for it; chunks are read through `BlobService._load_chunk`, on
+the event loop or in the service's blob I/O threads (`inline`). Rules it keeps:
 
 - Handlers never await: they queue the request (or mark it cancelled) and return, so serving
   never stalls the session's reader.
@@ -14,10 +14,11 @@ the service's blob I/O threads. Rules it keeps:
 - A chunk is read (and verified, unless it verified before and the file is unchanged:
   `BlobStore.read_chunk_pieces`) already cut into ``blob_data`` pieces; it is never joined or
   sliced on the loop. It is read on the event loop while reads are quick (from the page cache
-  a 256 KiB read takes ~30 µs, a hand-off to a thread costs more CPU than that); after one read
-  slower than `_INLINE_READ_LIMIT` (a cold file on a slow disk) this connection's reads go to
-  the blob I/O threads. A chunk that fails verification is answered ``not_found``, and its blob
-  leaves the set announced to new sessions.
+  a 256 KiB read takes ~30 µs, a hand-off to a thread costs more CPU than that); after a read
+  slower than `_INLINE_READ_LIMIT`, or while they average over `_INLINE_READ_AVERAGE` (a cold
+  file on a slow disk), the service's reads go to the blob I/O threads for a while
+  (`inline.InlineGate`). A chunk that fails verification is answered ``not_found``, and its
+  blob leaves the set announced to new sessions.
 - What we cannot serve is answered with ``blob_error`` (``not_found`` or ``bad_request``), never
   by dropping the session.
 """
@@ -37,6 +38,7 @@ from protocol.identity import fingerprint
 
 from .blobpeer import BlobPeer, retrieve
 from .blobstore import BlobNotFound, BlobStore, CorruptBlob
+from .inline import InlineGate
 
 if TYPE_CHECKING:
     from .transfer import BlobService
@@ -45,10 +47,11 @@ log = logging.getLogger(__name__)
 
 #: Chunks read ahead per connection while one is being sent.
 _READ_AHEAD = 2
-#: A chunk read on the event loop slower than this sends the connection's later reads to the
-#: blob I/O threads (on the 2-core bench, reading inline saves the server ~0.05 of its ~0.3
-#: CPU-seconds per 256 MiB).
+#: A chunk read on the event loop slower than this, or reads averaging more than the second,
+#: send the service's reads to the blob I/O threads for a while (on the 2-core bench, reading
+#: inline saves the server ~0.05 of its ~0.3 CPU-seconds per 256 MiB).
 _INLINE_READ_LIMIT = 0.005
+_INLINE_READ_AVERAGE = 0.002
 
 
 # -- frame handlers (never await) ----------------------------------------------------------------
@@ -75,28 +78,32 @@ def _load_manifest(store: BlobStore, blob_id: bytes) -> bytes:
     return store.manifest_bytes(blob_id)
 
 
-class _ChunkReader:
-    """Starts chunk reads for one connection: on the loop while they are quick, then in the
-    blob I/O threads (see `_INLINE_READ_LIMIT`)."""
+def read_gate() -> InlineGate:
+    """The gate a `BlobService` keeps for its chunk reads."""
+    return InlineGate(slow=_INLINE_READ_LIMIT, average=_INLINE_READ_AVERAGE)
 
-    __slots__ = ("inline", "service")
+
+class _ChunkReader:
+    """Starts chunk reads for one connection: on the loop while the service's reads are
+    quick, else in the blob I/O threads."""
+
+    __slots__ = ("service",)
 
     def __init__(self, service: BlobService) -> None:
         self.service = service
-        self.inline = service.inline_reads
 
     def start(self, get: fr.BlobGet) -> asyncio.Future[list[bytes]]:
         service = self.service
         loop = asyncio.get_running_loop()
-        if self.inline:
+        gate = service.read_gate
+        if service.inline_reads and gate.inline:
             future: asyncio.Future[list[bytes]] = loop.create_future()
             started = time.perf_counter()
             try:
                 future.set_result(service._load_chunk(get.blob_id, get.index))
             except Exception as exc:  # answered by `serve`, as from a thread
                 future.set_exception(exc)
-            if time.perf_counter() - started > _INLINE_READ_LIMIT:
-                self.inline = False
+            gate.record(time.perf_counter() - started)
         else:
             future = loop.run_in_executor(service._pool, service._load_chunk, get.blob_id,
                                           get.index)
@@ -107,7 +114,8 @@ class _ChunkReader:
 # -- answering ----------------------------------------------------------------------------------
 async def serve(service: BlobService, peer: BlobPeer) -> None:
     """Answer the peer's requests in order, one at a time, with the chunks of the next
-    `_READ_AHEAD` queued requests being read (and re-verified) meanwhile in I/O threads."""
+    `_READ_AHEAD` queued requests read ahead (and verified, where they need it): at once on
+    the loop while reads are quick, else meanwhile in the blob I/O threads."""
     ahead: dict[int, asyncio.Future[list[bytes]]] = {}
     reader = _ChunkReader(service)
     while True:

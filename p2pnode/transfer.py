@@ -17,9 +17,11 @@ Rules it keeps:
 - Holders: every session starts with our complete blob ids (``have_blobs``), and each blob we
   complete or add is announced to every session; we only ask peers that announced a blob (at
   most `_MAX_PEER_BLOBS` remembered per peer).
-- Blob I/O (chunk reads, verify-and-write, copies, exports) runs in this service's own small
-  thread pool, never on the event loop and never on the node's store thread, so SQLite work is
-  never queued behind disk reads.
+- Blob I/O runs in this service's own small thread pool, never on the node's store thread, so
+  SQLite work is never queued behind disk reads. The one exception is the transfer's hot path:
+  a chunk read to serve and a received chunk's hash-and-write run on the event loop while the
+  disk answers quickly (`inline.InlineGate`), because a hand-off to a thread costs more CPU
+  than they do; copies, exports, flushes and anything slow stay in the pool.
 - Frame handlers never await: they file what arrived and return, so a transfer never stalls the
   session's reader (pings, entries and other transfers keep flowing).
 - Downloads are shared: fetching a blob already being fetched follows the same download. When
@@ -96,8 +98,9 @@ class BlobService:
         #: chunk requests we sent and chunks we served (all peers, since start)
         self.chunks_requested = 0
         self.chunks_served = 0
-        #: serving reads chunks on the event loop while reads are quick (`serving`); False
-        #: sends every read to the blob I/O threads from the start
+        #: serving reads chunks on the event loop while this gate says reads are quick
+        #: (`serving`); `inline_reads` False sends every read to the blob I/O threads
+        self.read_gate = serving.read_gate()
         self.inline_reads = True
         self._spawn(self._watch_entries(), "blobs-watch-entries")
 

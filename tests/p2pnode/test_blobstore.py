@@ -530,11 +530,27 @@ def _join_flushes() -> None:
             thread.join()
 
 
+def _fsync_failing_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsync fails once with EIO, then succeeds, as Linux does: the error is reported once,
+    and the pages it concerned may be gone while the next fsync says all is well."""
+    real_fsync = os.fsync
+    failed: list[int] = []
+
+    def fsync(fd: int) -> None:
+        if not failed:
+            failed.append(fd)
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobstore.os, "fsync", fsync)
+
+
 def test_failed_background_flush_claims_nothing_and_stops_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A flush that fails in its thread (here: fsync says EIO) persists no bit, and the next
-    write or close reports it; the file is closed either way."""
+    """A flush that fails in its thread persists no bit; from then on nothing is written or
+    claimed (a later fsync's success proves nothing), the next write and the close say why,
+    and the file is closed either way."""
     monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 2)
     monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
     data = blob(4 * CHUNK_SIZE)
@@ -545,10 +561,7 @@ def test_failed_background_flush_claims_nothing_and_stops_the_download(
     bitmap_path = blob_store.root / (manifest.blob_id.hex() + ".bitmap")
     bitmap_before = bitmap_path.read_bytes()
 
-    def broken_fsync(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(blobstore.os, "fsync", broken_fsync)
+    _fsync_failing_once(monkeypatch)
     partial.write_chunk(0, pieces[0])
     partial.write_chunk(1, pieces[1])  # starts the flush, which fails
     _join_flushes()
@@ -556,12 +569,44 @@ def test_failed_background_flush_claims_nothing_and_stops_the_download(
     with pytest.raises(BlobStoreError, match="cannot save the download's progress"):
         partial.write_chunk(2, pieces[2])
     assert partial.held_count == 2  # chunk 2 was not written
-    with pytest.raises(BlobStoreError):
-        partial.cancel()  # its own flush fails too: reported, and the file still closed
+    with pytest.raises(BlobStoreError, match="cannot save the download's progress"):
+        partial.cancel()  # its fsync would succeed now: it must not claim chunks 0 and 1
     with pytest.raises(BlobStoreError, match="closed"):
         partial.write_chunk(3, pieces[3])
-    monkeypatch.undo()
     assert bitmap_path.read_bytes() == bitmap_before
+    resumed = BlobStore(tmp_path / "blobs", space_margin=0).start_download(manifest)
+    assert resumed.held_count == 0
+    resumed.cancel()
+
+
+def test_complete_after_a_failed_flush_installs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All chunks written, but the flush behind them failed: complete() refuses, closes the
+    file and installs no blob (and no .verified sidecar); a later fetch resumes from the last
+    good bitmap."""
+    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 4)
+    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
+    data = blob(4 * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    pieces = chunks_of(data)
+    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
+    partial = blob_store.start_download(manifest)
+    _fsync_failing_once(monkeypatch)
+    for index in range(4):
+        partial.write_chunk(index, pieces[index])  # the 4th starts the flush, which fails
+    with pytest.raises(BlobStoreError, match="cannot save the download's progress"):
+        partial.complete()
+    assert not blob_store.has(manifest.blob_id)
+    assert not list(blob_store.root.glob("*.verified"))
+    with pytest.raises(BlobStoreError, match="closed"):
+        partial.complete()
+    resumed = BlobStore(tmp_path / "blobs", space_margin=0).start_download(manifest)
+    assert resumed.held_count == 0
+    for index in range(4):
+        assert resumed.write_chunk(index, pieces[index])
+    path = resumed.complete()
+    assert path.read_bytes() == data
 
 
 def test_write_chunk_refuses_bad_chunk_without_trace(tmp_path: Path, blob_store: BlobStore) -> None:

@@ -198,7 +198,7 @@ async def test_a_slow_write_moves_the_download_to_the_io_thread(nodes, tmp_path:
     download = c.blobs._downloads[shared.blob_id]
     final = (await fetching)[-1]
     assert final.get("done"), final
-    assert download.inline_writes is False
+    assert not download.write_gate.inline
     assert _sha(Path(final["path"]).read_bytes()) == _sha(data)
 
 
