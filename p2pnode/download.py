@@ -412,19 +412,7 @@ class Download:
         partial = self.partial
         if partial is None:
             return
-        loop = asyncio.get_running_loop()
-        gate = self.write_gate
-        if gate.inline:
-            future = loop.create_future()
-            start = time.perf_counter()
-            try:
-                future.set_result(partial.write_chunk(req.index, parts))
-            except Exception as exc:  # reported by `_written`, as from a thread
-                future.set_exception(exc)
-            gate.record(time.perf_counter() - start)
-        else:
-            future = loop.run_in_executor(self.service._pool, partial.write_chunk, req.index,
-                                          parts)
+        future = self.write_gate.run(self.service._pool, partial.write_chunk, req.index, parts)
         self.writes.add(future)
         self.writing[req.peer] = self.writing.get(req.peer, 0) + 1
         future.add_done_callback(functools.partial(self._written, req.peer, req.index))

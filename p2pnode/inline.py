@@ -10,8 +10,13 @@ keeps every session alive.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class InlineGate:
@@ -46,3 +51,20 @@ class InlineGate:
         if seconds > self._slow or self._mean > self._average:
             self._threads_until = self._clock() + self._cooldown
             self._mean = 0.0
+
+    def run(self, pool: Executor, fn: Callable[..., T], *args: Any,
+            allow_inline: bool = True) -> asyncio.Future[T]:
+        """`fn(*args)`: at once on the running loop while the gate allows it (and
+        `allow_inline`), timed; else in `pool`. Either way its result or exception comes as a
+        future of the running loop."""
+        loop = asyncio.get_running_loop()
+        if not (allow_inline and self.inline):
+            return loop.run_in_executor(pool, fn, *args)
+        future: asyncio.Future[T] = loop.create_future()
+        started = time.perf_counter()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # delivered as a thread's would be
+            future.set_exception(exc)
+        self.record(time.perf_counter() - started)
+        return future

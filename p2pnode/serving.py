@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from protocol import frames as fr
@@ -83,32 +82,13 @@ def read_gate() -> InlineGate:
     return InlineGate(slow=_INLINE_READ_LIMIT, average=_INLINE_READ_AVERAGE)
 
 
-class _ChunkReader:
-    """Starts chunk reads for one connection: on the loop while the service's reads are
-    quick, else in the blob I/O threads."""
-
-    __slots__ = ("service",)
-
-    def __init__(self, service: BlobService) -> None:
-        self.service = service
-
-    def start(self, get: fr.BlobGet) -> asyncio.Future[list[bytes]]:
-        service = self.service
-        loop = asyncio.get_running_loop()
-        gate = service.read_gate
-        if service.inline_reads and gate.inline:
-            future: asyncio.Future[list[bytes]] = loop.create_future()
-            started = time.perf_counter()
-            try:
-                future.set_result(service._load_chunk(get.blob_id, get.index))
-            except Exception as exc:  # answered by `serve`, as from a thread
-                future.set_exception(exc)
-            gate.record(time.perf_counter() - started)
-        else:
-            future = loop.run_in_executor(service._pool, service._load_chunk, get.blob_id,
-                                          get.index)
-        future.add_done_callback(retrieve)
-        return future
+def _start_read(service: BlobService, get: fr.BlobGet) -> asyncio.Future[list[bytes]]:
+    """Read a chunk to serve: on the loop while the service's reads are quick, else in the
+    blob I/O threads."""
+    future = service.read_gate.run(service._pool, service._load_chunk, get.blob_id, get.index,
+                                   allow_inline=service.inline_reads)
+    future.add_done_callback(retrieve)
+    return future
 
 
 # -- answering ----------------------------------------------------------------------------------
@@ -117,7 +97,6 @@ async def serve(service: BlobService, peer: BlobPeer) -> None:
     `_READ_AHEAD` queued requests read ahead (and verified, where they need it): at once on
     the loop while reads are quick, else meanwhile in the blob I/O threads."""
     ahead: dict[int, asyncio.Future[list[bytes]]] = {}
-    reader = _ChunkReader(service)
     while True:
         if not peer.queued:
             ahead.clear()
@@ -140,8 +119,8 @@ async def serve(service: BlobService, peer: BlobPeer) -> None:
             else:
                 future = ahead.pop(req_id, None)
                 if future is None:
-                    future = reader.start(get)
-                _plan_reads(reader, peer, ahead)
+                    future = _start_read(service, get)
+                _plan_reads(service, peer, ahead)
                 pieces = await future
                 start = 0
                 total = sum(len(piece) for piece in pieces)
@@ -167,14 +146,14 @@ async def serve(service: BlobService, peer: BlobPeer) -> None:
             peer.current = None
 
 
-def _plan_reads(reader: _ChunkReader, peer: BlobPeer,
+def _plan_reads(service: BlobService, peer: BlobPeer,
                 ahead: dict[int, asyncio.Future[list[bytes]]]) -> None:
     """Start reading the chunks of the next queued requests; forget cancelled ones."""
     for stale in [r for r in ahead if r not in peer.queued]:
         del ahead[stale]
     for get in itertools.islice(peer.queued.values(), _READ_AHEAD):
         if get.part == "chunk" and get.req_id not in ahead:
-            ahead[get.req_id] = reader.start(get)
+            ahead[get.req_id] = _start_read(service, get)
 
 
 def _refuse(peer: BlobPeer, req_id: int, code: str, message: str) -> None:

@@ -22,6 +22,7 @@ from p2pnode.blobstore import (
     CorruptBlob,
     DestinationExists,
     InsufficientSpace,
+    PartialBlob,
 )
 from protocol.blobs import CHUNK_SIZE, Bitmap, Manifest, decode_manifest, manifest_for
 
@@ -500,15 +501,22 @@ def test_partial_download_resumes_after_restart(tmp_path: Path) -> None:
     assert restarted.read_chunk(manifest.blob_id, 10) == pieces[10]
 
 
+def _download_flushing_every(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: int, chunks: int
+) -> tuple[BlobStore, Manifest, list[bytes], PartialBlob]:
+    """A fresh download of a `chunks`-chunk blob whose progress is flushed every `every`
+    chunks (never by time)."""
+    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", every)
+    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
+    data = blob(chunks * CHUNK_SIZE)
+    manifest = manifest_for(data)
+    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
+    return blob_store, manifest, chunks_of(data), blob_store.start_download(manifest)
+
+
 def test_crash_keeps_only_durable_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After a crash (no cancel), every chunk whose bit was persisted is on disk intact."""
-    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 3)
-    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
-    data = blob(8 * CHUNK_SIZE)
-    manifest = manifest_for(data)
-    pieces = chunks_of(data)
-    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
-    partial = blob_store.start_download(manifest)
+    _, manifest, pieces, partial = _download_flushing_every(tmp_path, monkeypatch, 3, 8)
     for index in (7, 2, 5, 0, 1):
         partial.write_chunk(index, pieces[index])
     _join_flushes()  # the flush after 3 chunks runs in a thread of its own: let it land
@@ -551,13 +559,8 @@ def test_failed_background_flush_claims_nothing_and_stops_the_download(
     """A flush that fails in its thread persists no bit; from then on nothing is written or
     claimed (a later fsync's success proves nothing), the next write and the close say why,
     and the file is closed either way."""
-    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 2)
-    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
-    data = blob(4 * CHUNK_SIZE)
-    manifest = manifest_for(data)
-    pieces = chunks_of(data)
-    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
-    partial = blob_store.start_download(manifest)
+    blob_store, manifest, pieces, partial = _download_flushing_every(
+        tmp_path, monkeypatch, 2, 4)
     bitmap_path = blob_store.root / (manifest.blob_id.hex() + ".bitmap")
     bitmap_before = bitmap_path.read_bytes()
 
@@ -585,13 +588,8 @@ def test_complete_after_a_failed_flush_installs_nothing(
     """All chunks written, but the flush behind them failed: complete() refuses, closes the
     file and installs no blob (and no .verified sidecar); a later fetch resumes from the last
     good bitmap."""
-    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", 4)
-    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
-    data = blob(4 * CHUNK_SIZE)
-    manifest = manifest_for(data)
-    pieces = chunks_of(data)
-    blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
-    partial = blob_store.start_download(manifest)
+    blob_store, manifest, pieces, partial = _download_flushing_every(
+        tmp_path, monkeypatch, 4, 4)
     _fsync_failing_once(monkeypatch)
     for index in range(4):
         partial.write_chunk(index, pieces[index])  # the 4th starts the flush, which fails
@@ -606,7 +604,7 @@ def test_complete_after_a_failed_flush_installs_nothing(
     for index in range(4):
         assert resumed.write_chunk(index, pieces[index])
     path = resumed.complete()
-    assert path.read_bytes() == data
+    assert path.read_bytes() == b"".join(pieces)
 
 
 def test_write_chunk_refuses_bad_chunk_without_trace(tmp_path: Path, blob_store: BlobStore) -> None:

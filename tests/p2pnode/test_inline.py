@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from p2pnode.inline import InlineGate
 
 
@@ -44,3 +47,25 @@ def test_operations_that_are_each_tolerable_but_slow_on_average_go_to_a_thread()
         trips += 1
         assert trips < 20
     assert trips > 1
+
+
+async def test_run_inline_then_in_the_pool_with_results_and_errors_as_futures() -> None:
+    gate = InlineGate(slow=0.005, average=0.002)
+    where: list[str] = []
+
+    def job(value: int) -> int:
+        where.append(threading.current_thread().name)
+        if value < 0:
+            raise ValueError("negative")
+        return value * 2
+
+    with ThreadPoolExecutor(1, thread_name_prefix="test-pool") as pool:
+        done = gate.run(pool, job, 21)
+        assert done.done() and done.result() == 42  # ran at once, on the loop
+        failed = gate.run(pool, job, -1)
+        assert isinstance(failed.exception(), ValueError)
+        assert where == ["MainThread", "MainThread"]
+        gate.record(1.0)  # a slow one: the next go to the pool
+        assert await gate.run(pool, job, 5) == 10
+        assert where[-1].startswith("test-pool")
+        assert await gate.run(pool, job, 6, allow_inline=False) == 12
