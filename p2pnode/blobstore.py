@@ -22,13 +22,15 @@ Rules it keeps:
 - That memory survives a restart for blobs known good as a whole: when `add_file` installs a
   blob (it hashed exactly the bytes it wrote), when a download completes (every chunk verified
   before it was written), or once every chunk of a blob verified while serving, the store
-  writes ``<hex>.verified`` (atomically) with the file's (st_dev, st_ino, st_size,
+  writes ``<hex>.verified`` (by rename, not fsynced) with the file's (st_dev, st_ino, st_size,
   st_mtime_ns, st_ctime_ns). A later process serves that blob without hashing while the file's
   stat still matches; any mismatch (written to, even with its mtime put back: the ctime moves;
   replaced; touched; hard-linked) drops the sidecar and goes back to verifying chunk by chunk.
-  Trade-off: damage that changes no metadata at all (silent bit rot under an unchanged inode)
-  is no longer caught by us before sending. The receiver verifies every chunk against the
-  manifest and asks another peer, so nobody keeps bad bytes; we just lose score with that peer.
+  Trade-off: damage that changes no metadata at all (silent bit rot under an unchanged inode,
+  or an in-place write within the same coarse timestamp tick as our check: file systems move
+  ctime in steps of a few ms) is no longer caught by us before sending. The receiver verifies
+  every chunk against the manifest and asks another peer, so nobody keeps bad bytes; we just
+  lose score with that peer.
   `export_to` still verifies everything it copies.
 - A bit in a persisted bitmap implies its chunk is on disk: the .part is fsynced before the
   bitmap that covers it is written (temp file, fsync, `os.replace`). Bitmap writes are batched
