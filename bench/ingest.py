@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workload import make_feeds, write_export
 
-from p2pnode.exchange import import_entries
-from p2pnode.store import Store
+from p2pnode.store.database import Store
+from p2pnode.store.exchange import import_entries
 
 
 def verify_rate(entries, threads: int) -> float:

@@ -55,7 +55,7 @@ import minimal_pipeline
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from p2pnode.blobstore import BlobStore
+from p2pnode.blobs.store import BlobStore
 from p2pnode.home import Home
 from protocol.identity import node_id_text, parse_id
 from protocol.session import FRAME_RATE
@@ -426,7 +426,7 @@ def _limits(args: argparse.Namespace) -> dict[str, float] | None:
 
 #: Where a bare NAME is looked up: the blob exchange's modules, each holding the constants it
 #: reads (download first: `transfer` also shows `_BAD_CHUNK_PENALTY`, which `download` reads).
-_SETTING_MODULES = ("download", "serving", "blobrequests", "transfer")
+_SETTING_MODULES = ("blobs.download", "blobs.serving", "blobs.requests", "blobs.service")
 
 
 def _apply_settings(settings: list[str]) -> None:
@@ -545,9 +545,9 @@ def main() -> None:
                         help="downloads served by the same server processes per run; the last"
                              " one is shown (2: a server that served the file before)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a constant of the blob exchange (p2pnode.download,"
-                             " serving, blobrequests or transfer), e.g. _WINDOW=16, or another"
-                             " module's, e.g. blobstore._FLUSH_EVERY_CHUNKS=64 (tuning)")
+                        help="override a constant of the blob exchange (p2pnode.blobs.download,"
+                             " serving, requests or service), e.g. _WINDOW=16, or another"
+                             " module's, e.g. blobs.partial._FLUSH_EVERY_CHUNKS=64 (tuning)")
     parser.add_argument("--role", choices=["static", "serve", "fetch", "raw-serve", "raw-fetch"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

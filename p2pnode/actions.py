@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from p2pnode.errors import InvalidInput, NotAllowed, NotFound
+from p2pnode.home import Home
+from p2pnode.store import queries
 from protocol.entry import Entry
 from protocol.errors import MalformedError
 from protocol.identity import fingerprint
 from protocol.sealing import seal, unseal
-
-from . import queries
-from .errors import InvalidInput, NotAllowed, NotFound
-from .home import Home
 
 
 def now_ms() -> int:

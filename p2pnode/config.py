@@ -14,7 +14,7 @@ from protocol.session import OPEN_NETWORK_KEY, network_id
 
 __all__ = ["DEFAULT_PORT", "OPEN_NETWORK_KEY", "default_home", "load_network_key", "network_id"]
 
-from .errors import HomeError
+from p2pnode.errors import HomeError
 
 DEFAULT_PORT = 7654
 

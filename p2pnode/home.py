@@ -14,12 +14,11 @@ import os
 import stat
 from pathlib import Path
 
+from p2pnode import config
+from p2pnode.errors import HomeError, RecoveryPending
+from p2pnode.files import fsync_directory
+from p2pnode.store.database import Store
 from protocol.identity import Identity, SealingKey
-
-from . import config
-from .errors import HomeError, RecoveryPending
-from .files import fsync_directory
-from .store import Store
 
 _RECOVERY_KEY = "own_feed_recovery_pending"
 

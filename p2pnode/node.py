@@ -31,17 +31,17 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from p2pnode import actions, config
+from p2pnode.errors import HomeError, NodeError, NotRunning
+from p2pnode.events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
+from p2pnode.home import Home
+from p2pnode.net.connection import PeerConnection
+from p2pnode.net.peers import PeerManager
+from p2pnode.store import queries
+from p2pnode.store.database import IngestReport
+from p2pnode.store.models import CircleDetail, CircleSummary, Resource
 from protocol.entry import Entry
 from protocol.identity import fingerprint, node_id_text
-
-from . import actions, config, queries
-from .connection import PeerConnection
-from .errors import HomeError, NodeError, NotRunning
-from .events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
-from .home import Home
-from .models import CircleDetail, CircleSummary, Resource
-from .peers import PeerManager
-from .store import IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Node:
         log.info("node %s listening on port %s", self.identity.text, self.port)
 
     async def _start_services(self) -> None:
-        from .transfer import BlobService
+        from p2pnode.blobs.service import BlobService
 
         self.blobs = BlobService(self)
         runner = web.AppRunner(_peer_app(self), handle_signals=False, access_log=None)
@@ -160,7 +160,7 @@ class Node:
         if self.serve_control:
             await self._start_control()
         for address in self.initial_peers:
-            from .server import split_host_port
+            from p2pnode.net.server import split_host_port
 
             host, port = split_host_port(address)
             self.peers.add_address(host, port)
@@ -170,7 +170,7 @@ class Node:
         self._spawn(self._prune_periodically(), "prune")
 
     async def _start_control(self) -> None:
-        from .server import control_app
+        from p2pnode.net.server import control_app
 
         token = secrets.token_urlsafe(32)
         token_path = self.home_path / config.TOKEN_FILE
@@ -188,7 +188,7 @@ class Node:
         os.replace(tmp, self.home_path / config.CONTROL_FILE)
 
     async def _start_discovery(self) -> None:
-        from .discovery import Discovery, PeerFound, PeerLost, resolve_interfaces
+        from p2pnode.net.discovery import Discovery, PeerFound, PeerLost, resolve_interfaces
 
         def on_event(event: Any) -> None:
             if isinstance(event, PeerFound):
@@ -495,7 +495,7 @@ class Node:
 
 
 def _peer_app(node: Node) -> web.Application:
-    from .server import peer_app
+    from p2pnode.net.server import peer_app
 
     return peer_app(node)
 

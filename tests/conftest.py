@@ -16,7 +16,7 @@ import pytest
 from builders import identity_from_seed
 
 from p2pnode.home import Home
-from p2pnode.store import Store
+from p2pnode.store.database import Store
 from protocol.identity import Identity
 
 VECTORS_PATH = Path(__file__).parent / "vectors" / "entries.json"

@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 
-from p2pnode import config, peers
+from p2pnode import config
 from p2pnode.events import NodeEvent
+from p2pnode.net import peers
 from p2pnode.node import Node
 
 #: How long a test's tasks and threads may take to wind down after it ends.

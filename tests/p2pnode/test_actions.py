@@ -10,9 +10,10 @@ import msgpack
 import pytest
 from builders import NOW_MS, circle_body
 
-from p2pnode import actions, config, queries
+from p2pnode import actions, config
 from p2pnode.errors import HomeError, InvalidInput, NotAllowed, NotFound, RecoveryPending
 from p2pnode.home import Home
+from p2pnode.store import queries
 from protocol.errors import InvalidRecordError
 from protocol.sealing import unseal
 

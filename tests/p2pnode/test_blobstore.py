@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from p2pnode import blobstore
-from p2pnode.blobstore import (
+from p2pnode.blobs import store as blobstore
+from p2pnode.blobs.store import (
     BlobNotFound,
     BlobStore,
     BlobStoreError,

@@ -22,7 +22,7 @@ import pytest
 from builders import identity_from_seed
 
 from p2pnode import config
-from p2pnode.cli import main
+from p2pnode.cli.main import main
 from p2pnode.home import Home
 
 P2PNODE = Path(sys.executable).parent / "p2pnode"

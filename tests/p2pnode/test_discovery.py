@@ -26,7 +26,7 @@ from netns import (
 )
 from zeroconf import InterfaceChoice
 
-from p2pnode.discovery import (
+from p2pnode.net.discovery import (
     Discovery,
     InvalidAdvertisementError,
     UnknownInterfaceError,
@@ -131,7 +131,7 @@ async def test_close_unstarted_twice() -> None:
 _PAIR_SCRIPT = r"""
 import asyncio, json, time
 from protocol.identity import Identity, node_id_text
-from p2pnode.discovery import Discovery, PeerFound
+from p2pnode.net.discovery import Discovery, PeerFound
 
 async def wait_until(predicate, timeout):
     deadline = time.monotonic() + timeout
@@ -208,7 +208,7 @@ _MALFORMED_SCRIPT = r"""
 import asyncio, base64, json, logging, time
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 from protocol.identity import Identity, node_id_text
-from p2pnode.discovery import SERVICE_TYPE, Discovery, network_tag
+from p2pnode.net.discovery import SERVICE_TYPE, Discovery, network_tag
 
 messages, problems = [], []
 
@@ -289,7 +289,7 @@ _UPDATE_SCRIPT = r"""
 import asyncio, json, time
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 from protocol.identity import Identity, node_id_text
-from p2pnode.discovery import SERVICE_TYPE, Discovery, network_tag
+from p2pnode.net.discovery import SERVICE_TYPE, Discovery, network_tag
 
 async def main():
     me, peer = Identity.generate().node_id, Identity.generate().node_id
@@ -347,7 +347,7 @@ def test_updates_are_reported() -> None:
 _SQUAT_SCRIPT = r"""
 import asyncio, json
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
-from p2pnode.discovery import SERVICE_TYPE, Discovery, instance_name, probe_multicast
+from p2pnode.net.discovery import SERVICE_TYPE, Discovery, instance_name, probe_multicast
 from protocol.identity import Identity
 
 async def main():
@@ -380,7 +380,7 @@ def test_squatted_instance_name_is_renamed() -> None:
 _PROBE_SCRIPT = r"""
 import asyncio, json
 from protocol.identity import Identity, node_id_text
-from p2pnode.discovery import Discovery, probe_multicast
+from p2pnode.net.discovery import Discovery, probe_multicast
 
 async def main():
     me = Identity.generate().node_id
@@ -405,7 +405,7 @@ def test_probe_multicast_lists_what_answers() -> None:
 _BAD_ADDRESS_SCRIPT = r"""
 import asyncio, json
 from protocol.identity import Identity
-from p2pnode.discovery import Discovery, DiscoveryError
+from p2pnode.net.discovery import Discovery, DiscoveryError
 
 async def main():
     discovery = Discovery(Identity.generate().node_id, 4001, b"k", interfaces=["10.1.2.3"])
@@ -440,7 +440,7 @@ def test_interfaces_must_be_addresses() -> None:
 _NODE_SCRIPT = r"""
 import asyncio, contextlib, json, sys, time
 from protocol.identity import Identity, node_id_text
-from p2pnode.discovery import Discovery, PeerFound, resolve_interfaces
+from p2pnode.net.discovery import Discovery, PeerFound, resolve_interfaces
 
 async def main(cfg):
     ident = Identity.from_private_bytes(bytes.fromhex(cfg["seed"]))

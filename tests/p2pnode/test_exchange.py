@@ -19,10 +19,10 @@ from builders import (
     rsvp_body,
 )
 
-from p2pnode import queries
 from p2pnode.errors import InvalidInput, NodeError
-from p2pnode.exchange import FORMAT, VERSION, export_entries, import_entries
-from p2pnode.store import Store
+from p2pnode.store import queries
+from p2pnode.store.database import Store
+from p2pnode.store.exchange import FORMAT, VERSION, export_entries, import_entries
 from protocol.codec import pack
 from protocol.feed import authenticate_run
 

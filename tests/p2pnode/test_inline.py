@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from p2pnode.inline import InlineGate
+from p2pnode.blobs.inline import InlineGate
 
 
 class Clock:

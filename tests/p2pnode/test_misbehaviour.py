@@ -19,8 +19,8 @@ import pytest
 from builders import forged_chain, with_signature
 from hostile import HandshakeRefused, HostilePeer
 
-from p2pnode import peers
 from p2pnode.events import PeerUp
+from p2pnode.net import peers
 from p2pnode.node import Node
 from protocol.codec import pack
 from protocol.entry import create_entry

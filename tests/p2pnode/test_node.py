@@ -15,9 +15,9 @@ import socket
 import pytest
 from builders import circle_body
 
-from p2pnode import peers as peers_module
 from p2pnode.errors import HomeError, NodeError
 from p2pnode.events import PeerDown, PeerUp
+from p2pnode.net import peers as peers_module
 from p2pnode.node import Node
 from protocol.identity import Identity
 

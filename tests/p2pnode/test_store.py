@@ -34,8 +34,8 @@ from builders import (
     with_signature,
 )
 
-from p2pnode import queries
-from p2pnode.store import Store
+from p2pnode.store import queries
+from p2pnode.store.database import Store
 from protocol.entry import create_entry, entry_from_parts
 from protocol.errors import InvalidRecordError
 from protocol.feed import MAX_FUTURE_MS, authenticate_run
@@ -127,7 +127,7 @@ def test_appended_entries_survive_reopening(tmp_path):
 
 _APPEND_AND_WAIT = """
 import sys, time
-from p2pnode.store import Store
+from p2pnode.store.database import Store
 from protocol.identity import Identity
 identity = Identity.from_private_bytes(bytes.fromhex(sys.argv[2]))
 store = Store(sys.argv[1])

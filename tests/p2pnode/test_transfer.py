@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from p2pnode import download as download_module
-from p2pnode import serving as serving_module
-from p2pnode import transfer
+from p2pnode.blobs import download as download_module
+from p2pnode.blobs import service as transfer
+from p2pnode.blobs import serving as serving_module
 from p2pnode.events import TransferFinished, TransferProgress
 from p2pnode.node import Node
 from protocol.blobs import CHUNK_SIZE, Bitmap

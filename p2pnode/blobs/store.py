@@ -63,6 +63,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from p2pnode.errors import NodeError
 from protocol.blobs import (
     BLOB_ID_SIZE,
     MAX_BLOB_SIZE,
@@ -75,8 +76,6 @@ from protocol.blobs import (
     verify_chunk_pieces,
 )
 from protocol.errors import MalformedError
-
-from .errors import NodeError
 
 #: Free space kept in reserve beyond a blob's size before a download or add is accepted.
 SPACE_MARGIN = 64 * 1024 * 1024

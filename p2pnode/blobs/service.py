@@ -42,23 +42,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from p2pnode.blobs import download as download_module
+from p2pnode.blobs import resources, serving
+from p2pnode.blobs.download import (
+    _BAD_CHUNK_PENALTY as _BAD_CHUNK_PENALTY,  # read here by the tests
+)
+from p2pnode.blobs.download import Download
+from p2pnode.blobs.peer import BlobPeer
+from p2pnode.blobs.requests import on_data, on_error
+from p2pnode.blobs.store import BlobStore, BlobStoreError, ProgressCallback
+from p2pnode.events import EntryArrived, Lagged
 from protocol import frames as fr
 from protocol.errors import ProtocolError
 from protocol.identity import fingerprint
 
-from . import download as download_module
-from . import resources, serving
-from .blobpeer import BlobPeer
-from .blobrequests import on_data, on_error
-from .blobstore import BlobStore, BlobStoreError, ProgressCallback
-from .download import _BAD_CHUNK_PENALTY as _BAD_CHUNK_PENALTY  # read here by the tests
-from .download import Download
-from .events import EntryArrived, Lagged
-
 if TYPE_CHECKING:
-    from .connection import PeerConnection
-    from .models import Resource
-    from .node import Node
+    from p2pnode.net.connection import PeerConnection
+    from p2pnode.node import Node
+    from p2pnode.store.models import Resource
 
 #: A follower reports at least this often, even when nothing moved.
 _HEARTBEAT = 1.0

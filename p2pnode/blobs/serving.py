@@ -31,16 +31,15 @@ import itertools
 import logging
 from typing import TYPE_CHECKING
 
+from p2pnode.blobs.inline import InlineGate
+from p2pnode.blobs.peer import BlobPeer, retrieve
+from p2pnode.blobs.store import BlobNotFound, BlobStore, CorruptBlob
 from protocol import frames as fr
 from protocol.errors import ProtocolError
 from protocol.identity import fingerprint
 
-from .blobpeer import BlobPeer, retrieve
-from .blobstore import BlobNotFound, BlobStore, CorruptBlob
-from .inline import InlineGate
-
 if TYPE_CHECKING:
-    from .transfer import BlobService
+    from p2pnode.blobs.service import BlobService
 
 log = logging.getLogger(__name__)
 

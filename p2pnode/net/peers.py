@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from p2pnode.events import PeerDown, PeerUp
+from p2pnode.net.connection import PeerConnection, max_ws_message
 from protocol.identity import fingerprint
 from protocol.session import WEBSOCKET_PATH
 
-from .connection import PeerConnection, max_ws_message
-from .events import PeerDown, PeerUp
-
 if TYPE_CHECKING:
-    from .node import Node
+    from p2pnode.node import Node
 
 log = logging.getLogger(__name__)
 

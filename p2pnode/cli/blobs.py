@@ -17,15 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from p2pnode import actions
+from p2pnode.blobs.resources import share_file
+from p2pnode.blobs.store import BlobStore
+from p2pnode.errors import InvalidInput, NodeError, NotRunning
+from p2pnode.home import Home
+from p2pnode.net import control_client as control
+from p2pnode.store import queries
+from p2pnode.store.models import to_jsonable
 from protocol.identity import fingerprint, node_id_text, parse_id
 from protocol.records import LICENCES
-
-from . import actions, control, queries
-from .blobstore import BlobStore
-from .errors import InvalidInput, NodeError, NotRunning
-from .home import Home
-from .models import to_jsonable
-from .resources import share_file
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -114,7 +115,7 @@ def _print_json(value: Any) -> None:
 def _circle(home: Home, text: str | None) -> bytes | None:
     if text is None:
         return None
-    from .cli_common import resolve_circle as _resolve_circle
+    from p2pnode.cli.common import resolve_circle as _resolve_circle
 
     return _resolve_circle(home, text)
 

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import msgpack
 
+from p2pnode.errors import InvalidInput, NodeError
+from p2pnode.files import fsync_directory
+from p2pnode.store.database import Store
 from protocol.codec import check_depth, pack, stream_unpacker
 from protocol.entry import MAX_WIRE_SIZE, Entry, entry_from_parts
 from protocol.errors import MalformedError, ProtocolError
-
-from .errors import InvalidInput, NodeError
-from .files import fsync_directory
-from .store import Store
 
 FORMAT = "p2pnode-export"
 VERSION = 1

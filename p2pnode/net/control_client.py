@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .errors import NodeError, NotRunning
+from p2pnode import config
+from p2pnode.errors import NodeError, NotRunning
 
 _NOTIFY_TIMEOUT = 1.0
 

@@ -17,16 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from p2pnode.errors import NodeError, NotFound
+from p2pnode.net.connection import PeerConnection, max_ws_message
+from p2pnode.store.models import to_jsonable
 from protocol.errors import ProtocolError
 from protocol.identity import parse_id
 from protocol.session import WEBSOCKET_PATH
 
-from .connection import PeerConnection, max_ws_message
-from .errors import NodeError, NotFound
-from .models import to_jsonable
-
 if TYPE_CHECKING:
-    from .node import Node
+    from p2pnode.node import Node
 
 log = logging.getLogger(__name__)
 

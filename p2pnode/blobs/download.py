@@ -39,19 +39,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from p2pnode.blobs.inline import InlineGate
+from p2pnode.blobs.peer import BlobPeer, retrieve
+from p2pnode.blobs.requests import (
+    ChunkRequest,
+    ManifestRequest,
+    PeerFailed,
+    send_cancel,
+    send_request,
+)
+from p2pnode.blobs.store import BlobStoreError, PartialBlob
+from p2pnode.events import TransferFinished, TransferProgress
 from protocol import frames as fr
 from protocol.blobs import DownloadPlan, Manifest, decode_manifest
 from protocol.errors import MalformedError
 from protocol.identity import fingerprint
 
-from .blobpeer import BlobPeer, retrieve
-from .blobrequests import ChunkRequest, ManifestRequest, PeerFailed, send_cancel, send_request
-from .blobstore import BlobStoreError, PartialBlob
-from .events import TransferFinished, TransferProgress
-from .inline import InlineGate
-
 if TYPE_CHECKING:
-    from .transfer import BlobService
+    from p2pnode.blobs.service import BlobService
 
 log = logging.getLogger(__name__)
 

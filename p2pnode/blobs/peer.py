@@ -16,10 +16,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from p2pnode.blobs.download import Request
+    from p2pnode.net.connection import PeerConnection
     from protocol import frames as fr
-
-    from .connection import PeerConnection
-    from .download import Request
 
 
 class BlobPeer:

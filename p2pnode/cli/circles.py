@@ -13,15 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from p2pnode import actions
+from p2pnode.calendar import circle_calendar
+from p2pnode.cli.common import EXIT_OK, notify_node, print_json, resolve_circle, write_file
+from p2pnode.errors import InvalidInput, NotFound
+from p2pnode.home import Home
+from p2pnode.store import queries
+from p2pnode.store.models import CircleDetail, CircleSummary
 from protocol.identity import fingerprint, node_id_text, parse_id
 from protocol.records import meeting_dates
-
-from . import actions, queries
-from .calendar import circle_calendar
-from .cli_common import EXIT_OK, notify_node, print_json, resolve_circle, write_file
-from .errors import InvalidInput, NotFound
-from .home import Home
-from .models import CircleDetail, CircleSummary
 
 
 def _local_timezone() -> str:

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from p2pnode.errors import InvalidInput, NotFound
+from p2pnode.files import write_file_atomically
+from p2pnode.home import Home
+from p2pnode.store.models import to_jsonable
 from protocol.identity import node_id_text, parse_id
-
-from .errors import InvalidInput, NotFound
-from .files import write_file_atomically
-from .home import Home
-from .models import to_jsonable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -59,7 +58,7 @@ def resolve_entry(home: Home, text: str, table: str = "entries", column: str = "
 
 def notify_node(home: Home) -> None:
     """Tell a node running on this home that new entries are waiting (best effort)."""
-    from .control import notify_new_entries
+    from p2pnode.net.control_client import notify_new_entries
 
     notify_new_entries(home.path)
 

@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from p2pnode.errors import StorageError
+from p2pnode.store import derive
+from p2pnode.store.schema import DDL, SCHEMA_VERSION
 from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
 from protocol.errors import ProtocolError
 from protocol.feed import FeedHead, Verdict, authenticate_run, classify
 from protocol.identity import Identity, fingerprint
 from protocol.records import validate_authored, validate_record
-
-from . import derive
-from .errors import StorageError
-from .schema import DDL, SCHEMA_VERSION
 
 #: joins, RSVPs and feedback of circles that ended longer ago than this lose their bodies
 RETENTION_DAYS = 90

@@ -18,16 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from p2pnode.blobs.store import BlobStore, ProgressCallback
+from p2pnode.errors import InvalidInput, NotFound
+from p2pnode.home import Home
+from p2pnode.store import queries
 from protocol.blobs import Manifest
 from protocol.entry import Entry
 from protocol.errors import ProtocolError
 from protocol.identity import fingerprint
 from protocol.records import LICENCES, validate_record
-
-from . import queries
-from .blobstore import BlobStore, ProgressCallback
-from .errors import InvalidInput, NotFound
-from .home import Home
 
 MAX_TITLE = 128
 DEFAULT_MEDIA_TYPE = "application/octet-stream"

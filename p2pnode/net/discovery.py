@@ -43,10 +43,9 @@ from zeroconf import (
 )
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from p2pnode.errors import NodeError
 from protocol.errors import MalformedError
 from protocol.identity import NODE_ID_SIZE, fingerprint, node_id_text, parse_id
-
-from .errors import NodeError
 
 _log = logging.getLogger(__name__)
 

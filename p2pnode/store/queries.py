@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
 
-from .models import CircleDetail, CircleSummary, Meeting, Participant, Person, Resource
+from p2pnode.store.models import CircleDetail, CircleSummary, Meeting, Participant, Person, Resource
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SEARCH_TERM = re.compile(r"\w+", re.UNICODE)

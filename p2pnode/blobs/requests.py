@@ -27,8 +27,8 @@ from protocol.blobs import MAX_MANIFEST_SIZE
 from protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
-    from .blobpeer import BlobPeer
-    from .download import Download
+    from p2pnode.blobs.download import Download
+    from p2pnode.blobs.peer import BlobPeer
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from p2pnode import config
+from p2pnode.errors import NotRunning
+from p2pnode.home import Home
+from p2pnode.net import control_client as control
 from protocol.identity import node_id_text
-
-from . import config, control
-from .errors import NotRunning
-from .home import Home
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -42,7 +42,7 @@ def _port(text: str) -> int:
 
 def _peer_address(text: str) -> str:
     """argparse type for --peer: HOST:PORT (or [IPv6]:PORT)."""
-    from .server import split_host_port
+    from p2pnode.net.server import split_host_port
 
     try:
         split_host_port(text)
@@ -66,7 +66,7 @@ def _configure_logging(home: Path, verbose: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .node import Node
+    from p2pnode.node import Node
 
     network_key = config.load_network_key(args.network_key)
     Home.open(args.home, create=True).close()  # create the home before logging into it
@@ -168,7 +168,7 @@ def _probe_endpoint(port: int) -> tuple[bool, str]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .discovery import probe_multicast, resolve_interfaces
+    from p2pnode.net.discovery import probe_multicast, resolve_interfaces
 
     report: dict[str, Any] = {"checks": []}
 
@@ -303,7 +303,7 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
     p.set_defaults(needs_home=False)
 
     try:
-        from . import cli_blobs
+        from p2pnode.cli import blobs as cli_blobs
     except ImportError:
         return
     cli_blobs.add_commands(sub, command, json_flag)

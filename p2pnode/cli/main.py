@@ -14,11 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import ProtocolError
-from protocol.identity import fingerprint
-
-from . import actions, cli_circles
-from .cli_common import (
+from p2pnode import actions
+from p2pnode.cli import circles as cli_circles
+from p2pnode.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
@@ -28,10 +26,12 @@ from .cli_common import (
     resolve_circle,
     resolve_entry,
 )
-from .config import default_home
-from .errors import InvalidInput, NodeError
-from .exchange import export_entries, import_entries
-from .home import Home
+from p2pnode.config import default_home
+from p2pnode.errors import InvalidInput, NodeError
+from p2pnode.home import Home
+from p2pnode.store.exchange import export_entries, import_entries
+from protocol.errors import ProtocolError
+from protocol.identity import fingerprint
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("recover", cmd_recover, "settle a pending feed recovery")
     p.add_argument("--none", action="store_true", help="this identity never wrote entries")
 
-    from . import cli_node
+    from p2pnode.cli import node as cli_node
 
     cli_node.add_commands(sub, command, json_flag)
     return parser

@@ -35,7 +35,7 @@ from protocol.session import (
 )
 
 if TYPE_CHECKING:
-    from .node import Node
+    from p2pnode.node import Node
 
 log = logging.getLogger(__name__)
 
