@@ -39,7 +39,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from p2pnode.blobs.errors import BlobStoreError
 from p2pnode.blobs.inline import InlineGate
+from p2pnode.blobs.partial import PartialBlob
 from p2pnode.blobs.peer import BlobPeer, retrieve
 from p2pnode.blobs.requests import (
     ChunkRequest,
@@ -48,7 +50,6 @@ from p2pnode.blobs.requests import (
     send_cancel,
     send_request,
 )
-from p2pnode.blobs.store import BlobStoreError, PartialBlob
 from p2pnode.events import TransferFinished, TransferProgress
 from protocol import frames as fr
 from protocol.blobs import DownloadPlan, Manifest, decode_manifest

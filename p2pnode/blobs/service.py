@@ -48,9 +48,10 @@ from p2pnode.blobs.download import (
     _BAD_CHUNK_PENALTY as _BAD_CHUNK_PENALTY,  # read here by the tests
 )
 from p2pnode.blobs.download import Download
+from p2pnode.blobs.errors import BlobStoreError
 from p2pnode.blobs.peer import BlobPeer
 from p2pnode.blobs.requests import on_data, on_error
-from p2pnode.blobs.store import BlobStore, BlobStoreError, ProgressCallback
+from p2pnode.blobs.store import BlobStore, ProgressCallback
 from p2pnode.events import EntryArrived, Lagged
 from protocol import frames as fr
 from protocol.errors import ProtocolError

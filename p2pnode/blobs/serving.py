@@ -31,9 +31,10 @@ import itertools
 import logging
 from typing import TYPE_CHECKING
 
+from p2pnode.blobs.errors import BlobNotFound, CorruptBlob
 from p2pnode.blobs.inline import InlineGate
 from p2pnode.blobs.peer import BlobPeer, retrieve
-from p2pnode.blobs.store import BlobNotFound, BlobStore, CorruptBlob
+from p2pnode.blobs.store import BlobStore
 from protocol import frames as fr
 from protocol.errors import ProtocolError
 from protocol.identity import fingerprint

@@ -51,21 +51,44 @@ cache, and the node may call them on its event loop; they never wait for an fsyn
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
-import secrets
 import shutil
 import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-from p2pnode.errors import NodeError
+from p2pnode.blobs.diskio import (
+    O_CLOEXEC,
+    TEMP_PREFIX,
+    atomic_write,
+    create_temp,
+    pread_exact,
+    rename_no_replace,
+    write_all,
+)
+from p2pnode.blobs.errors import (
+    BlobNotFound,
+    BlobStoreError,
+    BlobTooLarge,
+    CorruptBlob,
+    DestinationExists,
+    InsufficientSpace,
+    blob_hex,
+)
+from p2pnode.blobs.partial import PartialBlob
+from p2pnode.blobs.verified import (
+    VERIFIED_SUFFIX,
+    VerifiedChunks,
+    file_key,
+    format_sidecar,
+    parse_sidecar,
+)
+from p2pnode.files import fsync_directory
 from protocol.blobs import (
-    BLOB_ID_SIZE,
     MAX_BLOB_SIZE,
     Bitmap,
     Manifest,
@@ -81,87 +104,13 @@ from protocol.errors import MalformedError
 SPACE_MARGIN = 64 * 1024 * 1024
 
 _COPY_PIECE = 1024 * 1024
-#: 16 MiB: each flush is three fsyncs (the .part, the new bitmap, the directory); flushing
-#: every 4 MiB cost ~8% of a download's CPU on the bench.
-_FLUSH_EVERY_CHUNKS = 64
-_FLUSH_INTERVAL_S = 0.5
 _MANIFEST_CACHE = 64
 #: Blobs whose verified chunks are remembered (at most one byte per chunk: 16 KiB for 4 GiB).
 _VERIFIED_CACHE = 64
 _STALE_TEMP_S = 3600
-_TEMP_PREFIX = ".tmp-"
 _BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 
 ProgressCallback = Callable[[int, int], None]
-Buffer = bytes | bytearray | memoryview
-
-
-# Will become a subclass of the package-wide NodeError; kept on Exception until that exists.
-class BlobStoreError(NodeError):
-    """Base of every error the blob store raises; the message is one line for a person."""
-
-
-class BlobNotFound(BlobStoreError):
-    """No complete blob (or no such chunk) with this id in the store."""
-
-
-class InsufficientSpace(BlobStoreError):
-    """Not enough free disk space for a blob.
-
-    Attributes:
-        needed: bytes the operation needs free (the blob plus `SPACE_MARGIN`).
-        available: bytes free on the store's file system.
-    """
-
-    def __init__(self, needed: int, available: int, what: str) -> None:
-        super().__init__(
-            f"not enough disk space for {what}: need {_human(needed)}, "
-            f"only {_human(available)} free"
-        )
-        self.needed = needed
-        self.available = available
-
-
-class CorruptBlob(BlobStoreError):
-    """A stored blob or manifest no longer matches its content id (damaged on disk)."""
-
-
-class BlobTooLarge(BlobStoreError):
-    """A file larger than the store accepts.
-
-    Attributes:
-        size: the file's size in bytes (as far as it was read).
-        limit: the store's `max_blob_size`.
-    """
-
-    def __init__(self, size: int, limit: int, what: str) -> None:
-        super().__init__(f"{what} is {_human(size)}, larger than the {_human(limit)} limit")
-        self.size = size
-        self.limit = limit
-
-
-class DestinationExists(BlobStoreError):
-    """`export_to` would overwrite an existing file and `overwrite` was not given."""
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def blob_hex(blob_id: bytes) -> str:
-    """The file name of a blob: its id in lowercase hex.
-
-    Raises:
-        ValueError: `blob_id` is not exactly 32 bytes.
-    """
-    if not isinstance(blob_id, bytes) or len(blob_id) != BLOB_ID_SIZE:
-        raise ValueError(f"a blob id is {BLOB_ID_SIZE} bytes, got {blob_id!r:.80}")
-    return blob_id.hex()
 
 
 class BlobStore:
@@ -187,12 +136,13 @@ class BlobStore:
         self._cache_lock = threading.Lock()
         self._manifests: OrderedDict[bytes, Manifest] = OrderedDict()
         self._partials: dict[bytes, PartialBlob] = {}
-        self._verified = _VerifiedChunks(_VERIFIED_CACHE)
+        self._verified = VerifiedChunks(_VERIFIED_CACHE)
         self._remove_stale_temp()
 
     # -- paths -------------------------------------------------------------------------------
 
-    def _path(self, blob_id: bytes, suffix: str = "") -> Path:
+    def path_for(self, blob_id: bytes, suffix: str = "") -> Path:
+        """The path of one of a blob's files (`suffix`: "", ".part", ".bitmap", ".manifest")."""
         return self.root / (blob_hex(blob_id) + suffix)
 
     def path(self, blob_id: bytes) -> Path:
@@ -201,7 +151,7 @@ class BlobStore:
         Raises:
             BlobNotFound: it is not complete in this store.
         """
-        path = self._path(blob_id)
+        path = self.path_for(blob_id)
         if not path.is_file():
             raise BlobNotFound(f"blob {blob_hex(blob_id)} is not in the store")
         return path
@@ -210,7 +160,7 @@ class BlobStore:
 
     def has(self, blob_id: bytes) -> bool:
         """True when the blob is complete in the store."""
-        return self._path(blob_id).is_file()
+        return self.path_for(blob_id).is_file()
 
     def blob_ids(self) -> list[bytes]:
         """Ids of the complete blobs (for ``have_blobs``), sorted."""
@@ -237,10 +187,10 @@ class BlobStore:
             if cached is not None:
                 self._manifests.move_to_end(blob_id)
                 return cached
-        if not (self._path(blob_id).is_file() or self._path(blob_id, ".part").is_file()):
+        if not (self.path_for(blob_id).is_file() or self.path_for(blob_id, ".part").is_file()):
             return None
         try:
-            with open(self._path(blob_id, ".manifest"), "rb") as f:
+            with open(self.path_for(blob_id, ".manifest"), "rb") as f:
                 data = f.read(max_manifest_size(self.max_blob_size) + 1)
         except FileNotFoundError:
             return None
@@ -283,7 +233,7 @@ class BlobStore:
         """Read chunk `index` of a complete blob as consecutive pieces of `piece_size` bytes
         (the last may be shorter), verified against its manifest.
 
-        A chunk that verified before, with the file unchanged since (`_VerifiedChunks`), is not
+        A chunk that verified before, with the file unchanged since (`VerifiedChunks`), is not
         hashed again.
 
         Raises:
@@ -299,21 +249,21 @@ class BlobStore:
                 f"blob {blob_hex(blob_id)} has no chunk {index} ({manifest.chunk_count} chunks)"
             )
         try:
-            fd = os.open(self._path(blob_id), os.O_RDONLY | _O_CLOEXEC)
+            fd = os.open(self.path_for(blob_id), os.O_RDONLY | O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFound(f"blob {blob_hex(blob_id)} is not complete here") from None
         length = manifest.chunk_length(index)
         offset = manifest.chunk_offset(index)
         try:
-            before = _file_key(os.fstat(fd))
+            before = file_key(os.fstat(fd))
             known = self._verified.has(blob_id, before, index) or self._trust_sidecar(
                 blob_id, before, manifest.chunk_count
             )
             pieces = [
-                _pread_exact(fd, min(piece_size, length - start), offset + start)
+                pread_exact(fd, min(piece_size, length - start), offset + start)
                 for start in range(0, length, piece_size)
             ]
-            key = _file_key(os.fstat(fd))
+            key = file_key(os.fstat(fd))
         finally:
             os.close(fd)
         stable = key == before
@@ -322,7 +272,7 @@ class BlobStore:
         if not verify_chunk_pieces(manifest, index, pieces):
             self._verified.forget(blob_id)
             with contextlib.suppress(OSError):
-                self._path(blob_id, _VERIFIED).unlink(missing_ok=True)
+                self.path_for(blob_id, VERIFIED_SUFFIX).unlink(missing_ok=True)
             raise CorruptBlob(
                 f"blob {blob_hex(blob_id)} chunk {index} on disk does not match its manifest"
             )
@@ -336,14 +286,14 @@ class BlobStore:
     def _trust_sidecar(self, blob_id: bytes, key: tuple[int, ...], count: int) -> bool:
         """True (and every chunk remembered as verified) when the blob's sidecar records
         exactly `key`; a sidecar that does not match is removed."""
-        path = self._path(blob_id, _VERIFIED)
+        path = self.path_for(blob_id, VERIFIED_SUFFIX)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return False
         except OSError:
             return False
-        if _parse_sidecar(data) != key:
+        if parse_sidecar(data) != key:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
             return False
@@ -353,11 +303,11 @@ class BlobStore:
     def _write_sidecar(self, blob_id: bytes, key: tuple[int, ...]) -> None:
         # Only an optimisation, so no fsync (this may run on the event loop): a sidecar lost or
         # torn by a crash does not parse or does not match, and the blob is verified again.
-        path = self._path(blob_id, _VERIFIED)
+        path = self.path_for(blob_id, VERIFIED_SUFFIX)
         with contextlib.suppress(OSError):
-            fd, tmp = _create_temp(path.parent, _TEMP_PREFIX, 0o600)
+            fd, tmp = create_temp(path.parent, TEMP_PREFIX, 0o600)
             try:
-                _write_all(fd, _format_sidecar(key))
+                write_all(fd, format_sidecar(key))
             finally:
                 os.close(fd)
             try:
@@ -365,14 +315,14 @@ class BlobStore:
             finally:
                 tmp.unlink(missing_ok=True)
 
-    def _mark_whole(self, blob_id: bytes, written: os.stat_result, count: int) -> None:
+    def mark_whole(self, blob_id: bytes, written: os.stat_result, count: int) -> None:
         """The file just moved into place at `blob_id`'s path holds bytes verified as a whole
         (`written` is its stat before the move): record it, unless it changed meanwhile."""
         try:
-            key = _file_key(os.stat(self._path(blob_id)))
+            key = file_key(os.stat(self.path_for(blob_id)))
         except OSError:
             return
-        if key[:4] != _file_key(written)[:4]:  # the rename moved the ctime, nothing else may
+        if key[:4] != file_key(written)[:4]:  # the rename moved the ctime, nothing else may
             return
         self._verified.add_all(blob_id, key, count)
         self._write_sidecar(blob_id, key)
@@ -407,7 +357,7 @@ class BlobStore:
         builder = ManifestBuilder(max_size=self.max_blob_size)
         buffer = bytearray(_COPY_PIECE)
         view = memoryview(buffer)
-        tmp_fd, tmp_path = _create_temp(self.root, _TEMP_PREFIX + "add-", 0o600)
+        tmp_fd, tmp_path = create_temp(self.root, TEMP_PREFIX + "add-", 0o600)
         try:
             with open(path, "rb", buffering=0) as src:
                 done = 0
@@ -415,7 +365,7 @@ class BlobStore:
                     if done + n > self.max_blob_size:
                         raise BlobTooLarge(done + n, self.max_blob_size, str(path))
                     builder.update(view[:n])
-                    _write_all(tmp_fd, view[:n])
+                    write_all(tmp_fd, view[:n])
                     done += n
                     if progress is not None:
                         progress(done, st.st_size)
@@ -438,15 +388,15 @@ class BlobStore:
         blob_id = manifest.blob_id
         with self._lock:
             self._write_manifest(manifest)
-            final = self._path(blob_id)
+            final = self.path_for(blob_id)
             if not final.is_file():
                 os.replace(tmp_path, final)
                 if blob_id not in self._partials:
                     # A download of the same content is now redundant.
-                    self._path(blob_id, ".part").unlink(missing_ok=True)
-                    self._path(blob_id, ".bitmap").unlink(missing_ok=True)
-                _fsync_dir(self.root)
-                self._mark_whole(blob_id, written, manifest.chunk_count)
+                    self.path_for(blob_id, ".part").unlink(missing_ok=True)
+                    self.path_for(blob_id, ".bitmap").unlink(missing_ok=True)
+                fsync_directory(self.root)
+                self.mark_whole(blob_id, written, manifest.chunk_count)
             self._cache(manifest)
 
     # -- downloads ---------------------------------------------------------------------------
@@ -470,16 +420,16 @@ class BlobStore:
             existing = self._partials.get(blob_id)
             if existing is not None:
                 return existing
-            if self._path(blob_id).is_file():
+            if self.path_for(blob_id).is_file():
                 raise BlobStoreError(f"blob {name} is already complete")
-            part = self._path(blob_id, ".part")
+            part = self.path_for(blob_id, ".part")
             try:
                 allocated = part.stat().st_blocks * 512
             except FileNotFoundError:
                 allocated = 0
             self._check_space(max(0, manifest.size - allocated), f"blob {name}")
             self._write_manifest(manifest)
-            fd = os.open(part, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o600)
+            fd = os.open(part, os.O_RDWR | os.O_CREAT | O_CLOEXEC, 0o600)
             try:
                 held = self._load_bitmap(blob_id, manifest, fd)
                 partial = PartialBlob(self, manifest, fd, held)
@@ -491,12 +441,12 @@ class BlobStore:
             return partial
 
     def _load_bitmap(self, blob_id: bytes, manifest: Manifest, fd: int) -> Bitmap:
-        bitmap_path = self._path(blob_id, ".bitmap")
+        bitmap_path = self.path_for(blob_id, ".bitmap")
         if os.fstat(fd).st_size != manifest.size:
             # New, or not the size this manifest says: nothing in it can be trusted.
             os.ftruncate(fd, manifest.size)  # sparse: no blocks are allocated yet
             held = Bitmap(manifest.chunk_count)
-            _atomic_write(bitmap_path, held.to_bytes())
+            atomic_write(bitmap_path, held.to_bytes())
             return held
         try:
             data = bitmap_path.read_bytes()
@@ -504,9 +454,17 @@ class BlobStore:
         except (FileNotFoundError, MalformedError):
             return Bitmap(manifest.chunk_count)
 
-    def _forget_partial(self, blob_id: bytes) -> None:
+    def forget_partial(self, blob_id: bytes) -> None:
+        """A `PartialBlob` closed: the next `start_download` opens the blob afresh."""
         with self._lock:
             self._partials.pop(blob_id, None)
+
+    def drop_manifest_unless_complete(self, blob_id: bytes) -> None:
+        """A discarded download leaves no manifest behind, unless the blob is held whole."""
+        if not self.path_for(blob_id).is_file():
+            self.path_for(blob_id, ".manifest").unlink(missing_ok=True)
+            with self._lock:
+                self._uncache(blob_id)
 
     # -- export, removal ---------------------------------------------------------------------
 
@@ -534,12 +492,12 @@ class BlobStore:
             raise BlobStoreError(f"{dest} is a directory; give a file name")
         if not overwrite and (dest.exists() or dest.is_symlink()):
             raise DestinationExists(f"{dest} exists; not overwriting it")
-        tmp_fd, tmp_path = _create_temp(dest.parent, f".{dest.name}.", 0o666)
+        tmp_fd, tmp_path = create_temp(dest.parent, f".{dest.name}.", 0o666)
         try:
-            src_fd = os.open(source, os.O_RDONLY | _O_CLOEXEC)
+            src_fd = os.open(source, os.O_RDONLY | O_CLOEXEC)
             try:
                 for index in range(manifest.chunk_count):
-                    data = _pread_exact(
+                    data = pread_exact(
                         src_fd, manifest.chunk_length(index), manifest.chunk_offset(index)
                     )
                     if not verify_chunk(manifest, index, data):
@@ -547,7 +505,7 @@ class BlobStore:
                             f"blob {blob_hex(blob_id)} chunk {index} on disk does not match "
                             "its manifest; not exported"
                         )
-                    _write_all(tmp_fd, data)
+                    write_all(tmp_fd, data)
                     if progress is not None:
                         progress(manifest.chunk_offset(index) + len(data), manifest.size)
             finally:
@@ -558,8 +516,8 @@ class BlobStore:
             if overwrite:
                 os.replace(tmp_path, dest)
             else:
-                _rename_no_replace(tmp_path, dest)
-            _fsync_dir(dest.parent)
+                rename_no_replace(tmp_path, dest)
+            fsync_directory(dest.parent)
         finally:
             if tmp_fd >= 0:
                 os.close(tmp_fd)
@@ -576,9 +534,9 @@ class BlobStore:
             if blob_id in self._partials:
                 raise BlobStoreError(f"blob {blob_hex(blob_id)} is being downloaded")
             removed = False
-            for suffix in (_VERIFIED, "", ".part", ".bitmap", ".manifest"):
+            for suffix in (VERIFIED_SUFFIX, "", ".part", ".bitmap", ".manifest"):
                 with contextlib.suppress(FileNotFoundError):
-                    self._path(blob_id, suffix).unlink()
+                    self.path_for(blob_id, suffix).unlink()
                     removed = True
             self._uncache(blob_id)
             self._verified.forget(blob_id)
@@ -604,14 +562,14 @@ class BlobStore:
             self._manifests.pop(blob_id, None)
 
     def _write_manifest(self, manifest: Manifest) -> None:
-        path = self._path(manifest.blob_id, ".manifest")
+        path = self.path_for(manifest.blob_id, ".manifest")
         data = manifest.encode()
         try:
             if path.read_bytes() == data:
                 return
         except FileNotFoundError:
             pass
-        _atomic_write(path, data)
+        atomic_write(path, data)
 
     def _check_space(self, size: int, what: str) -> None:
         needed = size + self.space_margin
@@ -621,433 +579,7 @@ class BlobStore:
 
     def _remove_stale_temp(self) -> None:
         cutoff = time.time() - _STALE_TEMP_S
-        for p in self.root.glob(_TEMP_PREFIX + "*"):
+        for p in self.root.glob(TEMP_PREFIX + "*"):
             with contextlib.suppress(OSError):
                 if p.is_file() and p.stat().st_mtime < cutoff:
                     p.unlink()
-
-
-class PartialBlob:
-    """One download in progress: a sparse .part file, its held bitmap, its manifest.
-
-    Get it from `BlobStore.start_download`. Thread-safe; each chunk is verified before it is
-    written, so only good bytes ever reach the .part.
-    """
-
-    def __init__(self, store: BlobStore, manifest: Manifest, fd: int, held: Bitmap) -> None:
-        self.store = store
-        self.manifest = manifest
-        self.blob_id = manifest.blob_id
-        self._fd = fd
-        self._held = held
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._last_flush = time.monotonic()
-        self._closed = False
-        #: the background flush in progress, if any (started and joined under `_lock`)
-        self._flusher: threading.Thread | None = None
-        self._flush_error: OSError | None = None
-
-    @property
-    def held(self) -> Bitmap:
-        """A copy of the chunks written so far (some may not be persisted yet)."""
-        with self._lock:
-            return self._held.copy()
-
-    @property
-    def held_count(self) -> int:
-        return self._held.count_set
-
-    @property
-    def is_complete(self) -> bool:
-        """Every chunk is written (then call `complete`)."""
-        return self._held.all_set
-
-    @property
-    def path(self) -> Path:
-        return self.store._path(self.blob_id, ".part")
-
-    def write_chunk(self, index: int, data: Buffer | Sequence[Buffer]) -> bool:
-        """Verify chunk `index` and write it at its offset.
-
-        Args:
-            data: the chunk, or a list (or tuple) of consecutive pieces of it (as they arrived;
-                hashed and written without joining them).
-
-        Returns:
-            False, writing nothing, when `data` is not that chunk (wrong index, length or
-            hash); True when it is written (or was already held).
-
-        Raises:
-            InsufficientSpace: the disk filled up (the chunk is not marked held).
-            BlobStoreError: the download was closed, the chunk could not be written, or saving
-                the download's progress failed earlier (then nothing more is written or
-                claimed: see `_flush_error`).
-        """
-        pieces = data if isinstance(data, list | tuple) else (data,)
-        if not verify_chunk_pieces(self.manifest, index, pieces):
-            return False
-        with self._lock:
-            self._check_open()
-            self._raise_flush_error()
-            if self._held[index]:
-                return True
-            try:
-                _pwritev_all(self._fd, pieces, self.manifest.chunk_offset(index))
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    free = shutil.disk_usage(self.store.root).free
-                    length = self.manifest.chunk_length(index)
-                    raise InsufficientSpace(length, free, f"chunk {index}") from None
-                raise BlobStoreError(f"cannot write chunk {index}: {_reason(exc)}") from None
-            self._held.set(index)
-            self._pending += 1
-            if (
-                self._pending >= _FLUSH_EVERY_CHUNKS
-                or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S
-            ) and (self._flusher is None or not self._flusher.is_alive()):
-                self._start_flush_locked()
-        return True
-
-    def flush(self) -> None:
-        """Make every written chunk durable and persist the bitmap now.
-
-        Raises:
-            BlobStoreError: this flush or an earlier one failed.
-        """
-        with self._lock:
-            if not self._closed:
-                self._flush_locked()
-
-    def _start_flush_locked(self) -> None:
-        # The snapshot claims only chunks whose pwritev has returned: the fsync that starts
-        # after it covers them all (and maybe more, which a later flush will claim).
-        if self._flush_error is not None:
-            return
-        snapshot = self._held.to_bytes()
-        self._pending = 0
-        self._last_flush = time.monotonic()
-        flusher = threading.Thread(
-            target=self._flush_in_background, args=(snapshot,),
-            name="p2pnode-flush", daemon=True,
-        )
-        try:
-            flusher.start()
-        except RuntimeError:  # no thread to be had (a process or pids limit): flush here
-            self._flush_in_background(snapshot)
-            return
-        self._flusher = flusher
-
-    def _flush_in_background(self, snapshot: bytes) -> None:
-        try:
-            self._persist(snapshot)
-        except OSError as exc:
-            self._flush_error = exc
-
-    def _persist(self, bitmap: bytes) -> None:
-        # Order matters: data on disk first, then the bits that claim it.
-        os.fsync(self._fd)
-        _atomic_write(self.store._path(self.blob_id, ".bitmap"), bitmap)
-
-    def _join_flusher_locked(self) -> None:
-        if self._flusher is not None:
-            self._flusher.join()
-            self._flusher = None
-
-    def _raise_flush_error(self) -> None:
-        # Sticky: after a failed fsync Linux may report success for the same pages next
-        # time, so nothing written since the last good flush can be trusted to be on disk.
-        # No bit is persisted again and the download ends; a later one resumes from the
-        # last good bitmap and fetches the rest again.
-        exc = self._flush_error
-        if exc is not None:
-            raise BlobStoreError(f"cannot save the download's progress: {_reason(exc)}")
-
-    def _flush_locked(self) -> None:
-        self._join_flusher_locked()
-        self._raise_flush_error()
-        try:
-            self._persist(self._held.to_bytes())
-        except OSError as exc:
-            self._flush_error = exc
-            self._raise_flush_error()
-        self._pending = 0
-        self._last_flush = time.monotonic()
-
-    def complete(self) -> Path:
-        """Turn the finished .part into the complete blob and return its path.
-
-        Chunks were verified as they were written, so this only fsyncs and renames.
-
-        Raises:
-            BlobStoreError: chunks are still missing, or the download was closed (nothing
-                changes); saving the progress failed earlier, or the disk refused the final
-                fsync or rename (the download is closed; the .part and its last good bitmap
-                stay for a later fetch to resume).
-        """
-        with self._lock:
-            self._check_open()
-            missing = len(self._held) - self._held.count_set
-            if missing:
-                raise BlobStoreError(
-                    f"blob {blob_hex(self.blob_id)} has {missing} of {len(self._held)} "
-                    "chunks missing"
-                )
-            try:
-                try:
-                    self._join_flusher_locked()
-                    self._raise_flush_error()
-                    os.fsync(self._fd)
-                    written = os.fstat(self._fd)
-                finally:
-                    self._close_locked()
-                final = self.store._path(self.blob_id)
-                part = self.store._path(self.blob_id, ".part")
-                if final.is_file():
-                    part.unlink(missing_ok=True)  # the same content arrived by add_file
-                    installed = False
-                else:
-                    os.replace(part, final)
-                    installed = True
-                self.store._path(self.blob_id, ".bitmap").unlink(missing_ok=True)
-                _fsync_dir(self.store.root)
-            except OSError as exc:
-                raise BlobStoreError(
-                    f"cannot finish blob {blob_hex(self.blob_id)}: {_reason(exc)}"
-                ) from None
-            finally:
-                self.store._forget_partial(self.blob_id)
-            if installed:  # every chunk verified before it was written
-                self.store._mark_whole(self.blob_id, written, self.manifest.chunk_count)
-        return final
-
-    def cancel(self) -> None:
-        """Stop for now, keeping the .part and bitmap to resume later. Safe to call twice."""
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._flush_locked()
-            finally:
-                self._close_locked()
-                self.store._forget_partial(self.blob_id)
-
-    def discard(self) -> None:
-        """Stop and delete the partial download. Safe to call twice."""
-        with self._lock:
-            if not self._closed:
-                self._close_locked()
-            for suffix in (".part", ".bitmap"):
-                self.store._path(self.blob_id, suffix).unlink(missing_ok=True)
-            if not self.store._path(self.blob_id).is_file():
-                self.store._path(self.blob_id, ".manifest").unlink(missing_ok=True)
-                with self.store._lock:
-                    self.store._uncache(self.blob_id)
-        self.store._forget_partial(self.blob_id)
-
-    def _close_locked(self) -> None:
-        if self._closed:
-            return
-        try:
-            self._join_flusher_locked()
-        finally:
-            os.close(self._fd)
-            self._closed = True
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BlobStoreError(f"download of blob {blob_hex(self.blob_id)} is closed")
-
-
-# -- file helpers -----------------------------------------------------------------------------
-def _reason(exc: OSError) -> str:
-    """An OS error in a few words (\"No space left on device\"), without the path."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-def _create_temp(directory: Path, prefix: str, mode: int) -> tuple[int, Path]:
-    """Create a new empty file with a random name (O_EXCL); `mode` is filtered by the umask."""
-    for _ in range(100):
-        path = directory / f"{prefix}{secrets.token_hex(8)}.tmp"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, mode)
-        except FileExistsError:
-            continue
-        return fd, path
-    raise BlobStoreError(f"could not create a temporary file in {directory}")
-
-
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
-        offset += n
-
-
-def _pwritev_all(fd: int, pieces: Sequence[Buffer], offset: int) -> None:
-    """Write consecutive pieces at `offset` with one system call (a short write is finished
-    piece by piece)."""
-    if len(pieces) == 1 or not hasattr(os, "pwritev"):
-        for piece in pieces:
-            _pwrite_all(fd, piece, offset)
-            offset += len(piece)
-        return
-    written = os.pwritev(fd, pieces, offset)
-    for piece in pieces:
-        size = len(piece)
-        if written < size:
-            _pwrite_all(fd, memoryview(piece)[written:], offset + written)
-            written = size
-        written -= size
-        offset += size
-
-
-_VERIFIED = ".verified"
-_SIDECAR_TAG = b"p2pnode-verified-1"
-
-
-def _format_sidecar(key: tuple[int, ...]) -> bytes:
-    return _SIDECAR_TAG + b" " + " ".join(str(n) for n in key).encode() + b"\n"
-
-
-def _parse_sidecar(data: bytes) -> tuple[int, ...] | None:
-    fields = data.split()
-    if len(fields) != 6 or fields[0] != _SIDECAR_TAG:
-        return None
-    try:
-        return tuple(int(f) for f in fields[1:])
-    except ValueError:
-        return None
-
-
-def _file_key(st: os.stat_result) -> tuple[int, ...]:
-    """What changes when a file is replaced or written to (see `_VerifiedChunks`)."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-class _VerifiedChunks:
-    """Chunks of complete blobs that verified against their manifest, per blob, for as long as
-    the blob's file keeps the same `_file_key` (a replaced or rewritten file starts afresh).
-
-    Bounded: the least recently used blob is forgotten beyond `max_blobs`. Thread-safe.
-    """
-
-    def __init__(self, max_blobs: int) -> None:
-        self._max = max_blobs
-        self._lock = threading.Lock()
-        # per blob: (file key, one byte per chunk, [how many are set])
-        self._blobs: OrderedDict[bytes, tuple[tuple[int, ...], bytearray, list[int]]] = (
-            OrderedDict()
-        )
-
-    def has(self, blob_id: bytes, key: tuple[int, ...], index: int) -> bool:
-        with self._lock:
-            entry = self._blobs.get(blob_id)
-            if entry is None or entry[0] != key:
-                return False
-            self._blobs.move_to_end(blob_id)
-            return 0 <= index < len(entry[1]) and entry[1][index] == 1
-
-    def add(self, blob_id: bytes, key: tuple[int, ...], index: int, count: int) -> bool:
-        """Remember chunk `index`; True when that made every chunk of the blob verified."""
-        with self._lock:
-            entry = self._blobs.get(blob_id)
-            if entry is None or entry[0] != key or len(entry[1]) != count:
-                entry = (key, bytearray(count), [0])
-                self._blobs[blob_id] = entry
-            self._blobs.move_to_end(blob_id)
-            bits, done = entry[1], entry[2]
-            newly = not bits[index]
-            if newly:
-                bits[index] = 1
-                done[0] += 1
-            while len(self._blobs) > self._max:
-                self._blobs.popitem(last=False)
-            return newly and done[0] == count
-
-    def add_all(self, blob_id: bytes, key: tuple[int, ...], count: int) -> None:
-        """Remember every chunk of the blob as verified (it was known good as a whole)."""
-        with self._lock:
-            self._blobs[blob_id] = (key, bytearray(b"\x01") * count, [count])
-            self._blobs.move_to_end(blob_id)
-            while len(self._blobs) > self._max:
-                self._blobs.popitem(last=False)
-
-    def forget(self, blob_id: bytes) -> None:
-        with self._lock:
-            self._blobs.pop(blob_id, None)
-
-
-def _pread_exact(fd: int, length: int, offset: int) -> bytes:
-    """Read `length` bytes at `offset`; fewer only at end of file (the caller's check fails)."""
-    data = os.pread(fd, length, offset)
-    if len(data) == length or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < length:
-        more = os.pread(fd, length - got, offset + got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves the old or the new file, never a mix."""
-    fd, tmp = _create_temp(path.parent, _TEMP_PREFIX, 0o600)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make renames in `directory` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _rename_no_replace(src: Path, dest: Path) -> None:
-    """Rename `src` to `dest`, failing with `DestinationExists` rather than replacing it.
-
-    A hard link fails atomically when `dest` exists; file systems without links (FAT on a USB
-    stick) fall back to check-then-rename, which a racing writer could still beat.
-    """
-    try:
-        os.link(src, dest)
-    except FileExistsError:
-        raise DestinationExists(f"{dest} exists; not overwriting it") from None
-    except OSError:
-        if dest.exists() or dest.is_symlink():
-            raise DestinationExists(f"{dest} exists; not overwriting it") from None
-        os.replace(src, dest)
-        return
-    src.unlink()

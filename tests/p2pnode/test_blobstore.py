@@ -1,4 +1,5 @@
-"""Tests for p2pnode.blobstore: adding, serving, downloading, resuming and exporting blobs."""
+"""Tests for p2pnode.blobs.store and .partial: adding, serving, downloading, resuming and
+exporting blobs."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from p2pnode.blobs import partial as partial_module
 from p2pnode.blobs import store as blobstore
-from p2pnode.blobs.store import (
+from p2pnode.blobs.errors import (
     BlobNotFound,
-    BlobStore,
     BlobStoreError,
     BlobTooLarge,
     CorruptBlob,
     DestinationExists,
     InsufficientSpace,
-    PartialBlob,
 )
+from p2pnode.blobs.partial import PartialBlob
+from p2pnode.blobs.store import BlobStore
+from p2pnode.blobs.verified import VerifiedChunks
 from protocol.blobs import CHUNK_SIZE, Bitmap, Manifest, decode_manifest, manifest_for
 
 MIB = 1024 * 1024
@@ -398,7 +401,7 @@ def test_verified_cache_is_bounded(
            .blob_id for i in range(3)]
     for blob_id in ids:
         blob_store = _untrusted(blob_store, blob_id)
-    cache = blobstore._VerifiedChunks(2)
+    cache = VerifiedChunks(2)
     monkeypatch.setattr(blob_store, "_verified", cache)
     calls = _count_verifies(monkeypatch)
     for blob_id in ids:
@@ -506,8 +509,8 @@ def _download_flushing_every(
 ) -> tuple[BlobStore, Manifest, list[bytes], PartialBlob]:
     """A fresh download of a `chunks`-chunk blob whose progress is flushed every `every`
     chunks (never by time)."""
-    monkeypatch.setattr(blobstore, "_FLUSH_EVERY_CHUNKS", every)
-    monkeypatch.setattr(blobstore, "_FLUSH_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(partial_module, "_FLUSH_EVERY_CHUNKS", every)
+    monkeypatch.setattr(partial_module, "_FLUSH_INTERVAL_S", 3600.0)
     data = blob(chunks * CHUNK_SIZE)
     manifest = manifest_for(data)
     blob_store = BlobStore(tmp_path / "blobs", space_margin=0)
