@@ -32,11 +32,14 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from p2pnode import actions, config
+from p2pnode.blobs.host import PeerLink
+from p2pnode.blobs.service import BlobService
 from p2pnode.errors import HomeError, NodeError, NotRunning
 from p2pnode.events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
 from p2pnode.home import Home
 from p2pnode.net.connection import PeerConnection
 from p2pnode.net.peers import PeerManager
+from p2pnode.net.server import control_app, peer_app, split_host_port
 from p2pnode.store import queries
 from p2pnode.store.database import IngestReport
 from p2pnode.store.models import CircleDetail, CircleSummary, Resource
@@ -142,10 +145,8 @@ class Node:
         log.info("node %s listening on port %s", self.identity.text, self.port)
 
     async def _start_services(self) -> None:
-        from p2pnode.blobs.service import BlobService
-
-        self.blobs = BlobService(self)
-        runner = web.AppRunner(_peer_app(self), handle_signals=False, access_log=None)
+        self.blobs = BlobService(self, self.home.blobs_path)
+        runner = web.AppRunner(peer_app(self, self.peers), handle_signals=False, access_log=None)
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, self.host, self.requested_port, reuse_address=True)
@@ -160,18 +161,13 @@ class Node:
         if self.serve_control:
             await self._start_control()
         for address in self.initial_peers:
-            from p2pnode.net.server import split_host_port
-
-            host, port = split_host_port(address)
-            self.peers.add_address(host, port)
+            self.add_peer(*split_host_port(address))
         if self.mdns:
             await self._start_discovery()
         self._spawn(self._watch_database(), "watch-database")
         self._spawn(self._prune_periodically(), "prune")
 
     async def _start_control(self) -> None:
-        from p2pnode.net.server import control_app
-
         token = secrets.token_urlsafe(32)
         token_path = self.home_path / config.TOKEN_FILE
         token_path.unlink(missing_ok=True)
@@ -290,8 +286,7 @@ class Node:
         assert self.home is not None
         return await self._in_thread(self.home.store.feed_entries, author, from_seq, limit)
 
-    async def ingest_from_peer(self, conn: PeerConnection, entries: tuple[Entry, ...]
-                               ) -> IngestReport:
+    async def ingest_from_peer(self, entries: tuple[Entry, ...]) -> IngestReport:
         assert self.home is not None
         job = self._spawn(
             self._in_thread(self.home.store.ingest, entries, now_ms=_now_ms()), "ingest"
@@ -305,7 +300,6 @@ class Node:
                 job.add_done_callback(lambda _: self._closed or self._spawn(self._scan(), "scan"))
             raise
         if report.accepted:
-            self.peers.reward(conn)
             await self._scan()
         return report
 
@@ -390,6 +384,15 @@ class Node:
         self._recovering = False
         self._spawn(self._in_thread(self.home.finish_recovery), "finish-recovery")
         log.info("own feed recovered up to seq %d", self._clock.get(self.node_id, 0))
+
+    def penalise(self, link: PeerLink, reason: str, amount: float) -> None:
+        """Lower a peer's score (the blob exchange caught it misbehaving)."""
+        assert isinstance(link, PeerConnection)
+        self.peers.penalise(link, reason, amount)
+
+    def add_peer(self, host: str, port: int) -> None:
+        """Keep a session with the peer at `host:port`: dialled now, redialled after failures."""
+        self.peers.add_address(host, port)
 
     # -- public API: events ----------------------------------------------------------------
     def events(self) -> AsyncIterator[NodeEvent]:
@@ -492,12 +495,6 @@ class Node:
     def __repr__(self) -> str:
         who = node_id_text(self.home.identity.node_id)[:8] if self.home else "?"
         return f"<Node {who} port={self.port}>"
-
-
-def _peer_app(node: Node) -> web.Application:
-    from p2pnode.net.server import peer_app
-
-    return peer_app(node)
 
 
 def _bound_port(runner: web.AppRunner) -> int:

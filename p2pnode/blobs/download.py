@@ -2,7 +2,7 @@
 
 DESIGN.md "Resources (blobs)", PROTOCOL.md section 6. `transfer.BlobService.fetch` starts one
 `Download` per blob and follows it; `protocol.blobs.DownloadPlan` decides which chunk to ask of
-whom, `blobrequests` sends the requests and files the answers, `PartialBlob` keeps the bytes.
+whom, `requests` sends the requests and files the answers, `PartialBlob` keeps the bytes.
 Rules it keeps:
 
 - We only ask peers that announced the blob (`BlobService.holders`), and give up on one that
@@ -159,7 +159,7 @@ class Download:
         if self.manifest is not None and (force or now - self._published >= _PROGRESS_INTERVAL):
             self._published = now
             plan = self.plan
-            self.service.node.bus.publish(TransferProgress(
+            self.service.host.bus.publish(TransferProgress(
                 self.blob_id, plan.held_bytes if plan else 0, self.manifest.size,
                 len(self.in_plan),
             ))
@@ -238,7 +238,7 @@ class Download:
                               fingerprint(self.blob_id))
         self.state = "done" if ok else "failed"
         self._changed(force=True)
-        self.service.node.bus.publish(
+        self.service.host.bus.publish(
             TransferFinished(self.blob_id, ok, "complete" if ok else self.error or "failed")
         )
         if self.service._downloads.get(self.blob_id) is self:
@@ -294,7 +294,7 @@ class Download:
         try:
             return decode_manifest(data, self.blob_id)
         except MalformedError as exc:
-            self.service.node.peers.penalise(peer.conn, "bad manifest", _BAD_MANIFEST_PENALTY)
+            peer.penalise("bad manifest", _BAD_MANIFEST_PENALTY)
             raise PeerFailed(f"sent a bad manifest ({exc})") from None
 
     # -- chunks ------------------------------------------------------------------------------
@@ -444,7 +444,7 @@ class Download:
             plan.chunk_received(peer, index, False)
             log.warning("%s sent a bad chunk %d of %s", peer.conn.label, index,
                         fingerprint(self.blob_id))
-            self.service.node.peers.penalise(peer.conn, "bad chunk", _BAD_CHUNK_PENALTY)
+            peer.penalise("bad chunk", _BAD_CHUNK_PENALTY)
             if peer in plan.bad_peers:
                 self._drop_peer(peer, cancel=True)
         self.pump()
@@ -460,7 +460,7 @@ class Download:
         if plan is None:
             return
         plan.chunk_received(req.peer, req.index, False)
-        self.service.node.peers.penalise(req.peer.conn, "bad chunk", _BAD_CHUNK_PENALTY)
+        req.peer.penalise("bad chunk", _BAD_CHUNK_PENALTY)
         if req.peer in plan.bad_peers:
             self._drop_peer(req.peer, cancel=True)
         self._wake.set()

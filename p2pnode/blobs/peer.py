@@ -1,11 +1,11 @@
-"""The blob exchange's state for one connected peer, shared by `transfer`, `serving` and
+"""The blob exchange's state for one connected peer, shared by `service`, `serving` and
 `download`.
 
 One `BlobPeer` per session, made by `BlobService.session_opened` and forgotten when the session
 ends. Rules it keeps:
 
 - It holds state only; the modules that use it decide what to do (`serving` answers the peer's
-  requests, `download` files our requests at the peer, `transfer` records what it announced).
+  requests, `download` files our requests at the peer, `service` records what it announced).
 - Request ids are ours to pick, unique among our open requests at the peer (``blob_cancel`` and
   the peer's answers name them).
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from p2pnode.blobs.download import Request
-    from p2pnode.net.connection import PeerConnection
+    from p2pnode.blobs.host import BlobHost, PeerLink
     from protocol import frames as fr
 
 
@@ -25,6 +25,7 @@ class BlobPeer:
     """Our side of the blob exchange with one connected peer."""
 
     __slots__ = (
+        "_host",
         "_next_id",
         "chunks_requested",
         "chunks_served",
@@ -37,8 +38,9 @@ class BlobPeer:
         "wake",
     )
 
-    def __init__(self, conn: PeerConnection) -> None:
+    def __init__(self, conn: PeerLink, host: BlobHost) -> None:
         self.conn = conn
+        self._host = host
         #: blob ids the peer announced
         self.has: set[bytes] = set()
         #: our open requests at the peer, by req id
@@ -55,6 +57,10 @@ class BlobPeer:
     @property
     def peer_id(self) -> bytes | None:
         return self.conn.peer_id
+
+    def penalise(self, reason: str, amount: float) -> None:
+        """Lower the peer's score (a bad chunk, a lying manifest, a protocol slip)."""
+        self._host.penalise(self.conn, reason, amount)
 
     def new_req_id(self) -> int:
         while True:

@@ -79,9 +79,7 @@ class ManifestRequest(Request):
         if self.total is None:
             self.total = frame.total
         if frame.offset != len(self.data) or frame.total != self.total:
-            self.peer.conn.node.peers.penalise(
-                self.peer.conn, "manifest pieces out of order", _PROTOCOL_PENALTY
-            )
+            self.peer.penalise("manifest pieces out of order", _PROTOCOL_PENALTY)
             self._cancel_and_fail("sent manifest pieces out of order")
             return
         if frame.total > MAX_MANIFEST_SIZE:

@@ -5,12 +5,12 @@ blob exchange: `session_opened`, `annotate`, `share`, `fetch`, `holders`, `peer_
 `close`. It keeps the tables (connected peers, what each announced, downloads in progress), the
 blob I/O thread pool and the tasks, and hands the work to the modules beside it:
 
-- `blobpeer`: the exchange's state for one connected peer;
+- `peer`: the exchange's state for one connected peer;
 - `serving`: answering the peer's ``blob_get`` and ``blob_cancel``;
-- `download`: fetching one blob from every holder (`Download`), with `blobrequests` for our
+- `download`: fetching one blob from every holder (`Download`), with `requests` for our
   requests at a peer;
-- `protocol.blobs` decides what to ask of whom (`DownloadPlan`), `p2pnode.blobstore` keeps the
-  bytes.
+- `protocol.blobs` decides what to ask of whom (`DownloadPlan`); `store` and `partial` keep
+  the bytes.
 
 Rules it keeps:
 
@@ -58,8 +58,7 @@ from protocol.errors import ProtocolError
 from protocol.identity import fingerprint
 
 if TYPE_CHECKING:
-    from p2pnode.net.connection import PeerConnection
-    from p2pnode.node import Node
+    from p2pnode.blobs.host import BlobHost, PeerLink
     from p2pnode.store.models import Resource
 
 #: A follower reports at least this often, even when nothing moved.
@@ -84,15 +83,15 @@ class BlobService:
     """The node's blob exchange: announce, serve, download (see the module docstring).
 
     Args:
-        node: the started node (its home is open).
+        host: the started node, as `BlobHost` describes it.
+        root: the directory of the blob store (the home's `blobs/`).
     """
 
-    def __init__(self, node: Node) -> None:
-        assert node.home is not None
-        self.node = node
-        self.store = BlobStore(node.home.blobs_path)
+    def __init__(self, host: BlobHost, root: Path) -> None:
+        self.host = host
+        self.store = BlobStore(root)
         self._pool = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="p2pnode-blobs")
-        self._peers: dict[PeerConnection, BlobPeer] = {}
+        self._peers: dict[PeerLink, BlobPeer] = {}
         self._downloads: dict[bytes, Download] = {}
         self._local: set[bytes] = set(self.store.blob_ids())
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -107,11 +106,11 @@ class BlobService:
         self._spawn(self._watch_entries(), "blobs-watch-entries")
 
     # -- node hooks --------------------------------------------------------------------------
-    def session_opened(self, conn: PeerConnection) -> None:
+    def session_opened(self, conn: PeerLink) -> None:
         """A session opened: tell the peer what we hold and start serving it."""
         if self._closed:
             return
-        peer = BlobPeer(conn)
+        peer = BlobPeer(conn, self.host)
         self._peers[conn] = peer
         conn.handlers[fr.HaveBlobs] = functools.partial(self._on_have, peer)
         conn.handlers[fr.BlobGet] = functools.partial(serving.on_get, peer)
@@ -166,13 +165,13 @@ class BlobService:
             BlobStoreError, OSError: the copy failed.
         """
         path = Path(path)
-        body = await self.node.perform(
+        body = await self.host.perform(
             resources.check_share, path, title=title, circle=circle, licence=licence,
             caption=caption,
         )
         manifest = await self._io(self.store.add_file, path, progress)
         body = {**body, "blob": manifest.blob_id, "size": manifest.size}
-        entry = await self.node.perform(resources.publish_resource, body, at_ms=_now_ms())
+        entry = await self.host.perform(resources.publish_resource, body, at_ms=_now_ms())
         self._blob_added(manifest.blob_id)
         return resources.Shared(manifest.blob_id, entry, body)
 
@@ -186,7 +185,7 @@ class BlobService:
 
     async def _watch_entries(self) -> None:
         """Blobs added by a CLI process on this home show up as our own `resource` entries."""
-        async for event in self.node.bus.subscribe():
+        async for event in self.host.bus.subscribe():
             if isinstance(event, Lagged) or (
                 isinstance(event, EntryArrived) and event.kind == "resource" and event.own
             ):
@@ -290,7 +289,7 @@ class BlobService:
     # -- peers coming and going --------------------------------------------------------------
     async def _watch(self, peer: BlobPeer, serve: asyncio.Task[None]) -> None:
         try:
-            await peer.conn._done.wait()
+            await peer.conn.wait_closed()
         finally:
             serve.cancel()
             with contextlib.suppress(BaseException):

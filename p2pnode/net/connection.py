@@ -35,7 +35,8 @@ from protocol.session import (
 )
 
 if TYPE_CHECKING:
-    from p2pnode.node import Node
+    from p2pnode.net.host import PeerHost
+    from p2pnode.net.peers import PeerManager
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ class PeerConnection:
 
     def __init__(
         self,
-        node: Node,
+        host: PeerHost,
+        manager: PeerManager,
         ws: WebSocket,
         *,
         initiator: bool,
@@ -61,18 +63,19 @@ class PeerConnection:
         how: str,
         expected_peer_id: bytes | None = None,
     ) -> None:
-        self.node = node
+        self.host = host
+        self.manager = manager
         self.ws = ws
         self.initiator = initiator
         self.address = address
         self.how = how
         self.session = Session(
-            node.identity,
+            host.identity,
             initiator=initiator,
-            network_key=node.network_key,
+            network_key=host.network_key,
             expected_peer_id=expected_peer_id,
             now=time.monotonic(),
-            **node.session_limits,
+            **host.session_limits,
         )
         self.replication = Replication()
         self.peer_id: bytes | None = None
@@ -94,6 +97,10 @@ class PeerConnection:
     @property
     def is_open(self) -> bool:
         return self._opened.is_set() and not self._closing
+
+    async def wait_closed(self) -> None:
+        """Return once the session has ended (its tasks are done)."""
+        await self._done.wait()
 
     def send(self, frame: fr.Frame) -> None:
         """Encrypt and queue a frame now (small control frames; bulk senders use `send_bulk`)."""
@@ -170,7 +177,7 @@ class PeerConnection:
             with contextlib.suppress(Exception):
                 await self.ws.close()
             if self.peer_id is not None:
-                self.node.peers.unregister(self)
+                self.manager.unregister(self)
             self.finished.set()
 
     async def _guard(self, name: str, job: Callable[[], Any]) -> None:
@@ -196,11 +203,11 @@ class PeerConnection:
                 self._flush()
                 await self._process_events()
             elif msg.type in (aiohttp.WSMsgType.TEXT,):
-                self.node.peers.penalise(self, "text message", 10)
+                self.manager.penalise(self, "text message", 10)
             elif msg.type == aiohttp.WSMsgType.ERROR:
                 if isinstance(msg.data, aiohttp.WebSocketError):
                     # the peer broke the WebSocket rules, e.g. a message over max_ws_message()
-                    self.node.peers.penalise(self, f"websocket: {msg.data}", 20)
+                    self.manager.penalise(self, f"websocket: {msg.data}", 20)
                 self.close_reason = self.close_reason or "transport_error"
                 return
             else:  # CLOSE, CLOSING, CLOSED
@@ -215,14 +222,14 @@ class PeerConnection:
                 self._on_open(event.peer_id)
             elif isinstance(event, FrameRejected):
                 penalty = 5 if event.flooding else 10
-                self.node.peers.penalise(self, f"rejected frame: {event.reason}", penalty)
+                self.manager.penalise(self, f"rejected frame: {event.reason}", penalty)
             elif isinstance(event, SessionClosed):
                 self.close_reason = self.close_reason or event.reason
                 if event.remote_error:
                     log.info("session with %s ended: %s %s", self.label, event.reason,
                              event.detail)
                     if self.peer_id is not None:
-                        self.node.peers.penalise(self, event.reason, 20)
+                        self.manager.penalise(self, event.reason, 20)
                 self._closing = True
                 self._room.set()  # release senders waiting for room
                 self._out.put_nowait(None)
@@ -230,13 +237,13 @@ class PeerConnection:
 
     def _on_open(self, peer_id: bytes) -> None:
         self.peer_id = peer_id
-        if not self.node.peers.register(self):
+        if not self.manager.register(self):
             return
         self.connected_since_ms = int(time.time() * 1000)
         self._opened.set()
-        for frame in fr.clock_frames(self.node.clock_snapshot().items()):
+        for frame in fr.clock_frames(self.host.clock_snapshot().items()):
             self.send(frame)
-        self.node.on_session_open(self)
+        self.host.on_session_open(self)
 
     async def _on_frame(self, frame: fr.Frame) -> None:
         if isinstance(frame, fr.Entries):
@@ -245,17 +252,17 @@ class PeerConnection:
             await self._ingest.put(frame.entries)
         elif isinstance(frame, fr.Clock):
             if not self.replication.receive_clock(frame.pairs, frame.final,
-                                                  self.node.clock_view()):
-                self.node.peers.penalise(self, "clock frame after the final one", 10)
+                                                  self.host.clock_view()):
+                self.manager.penalise(self, "clock frame after the final one", 10)
                 return
             if frame.final:
-                self.node.on_peer_clock(self)
+                self.host.on_peer_clock(self)
             self._wake_sender.set()
         elif isinstance(frame, fr.Want):
-            ignored = self.replication.receive_want(frame.pairs, self.node.clock_view(),
+            ignored = self.replication.receive_want(frame.pairs, self.host.clock_view(),
                                                     time.monotonic())
             if ignored > 64:
-                self.node.peers.penalise(self, f"{ignored} pointless want pairs", 5)
+                self.manager.penalise(self, f"{ignored} pointless want pairs", 5)
             self._wake_sender.set()
         else:
             handler = self.handlers.get(type(frame))
@@ -296,7 +303,7 @@ class PeerConnection:
     async def _send_feed(self, author: bytes) -> None:
         while not self._closing:
             from_seq = self.replication.next_seq(author)
-            entries = await self.node.read_feed(author, from_seq, _SEND_BATCH_ENTRIES)
+            entries = await self.host.read_feed(author, from_seq, _SEND_BATCH_ENTRIES)
             if not entries:
                 return
             batch: list = []
@@ -320,7 +327,9 @@ class PeerConnection:
     async def _ingester(self) -> None:
         while True:
             entries = await self._ingest.get()
-            report = await self.node.ingest_from_peer(self, entries)
+            report = await self.host.ingest_from_peer(entries)
+            if report.accepted:
+                self.manager.reward(self)
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
             wants = self.replication.wants(report.gaps, now)
@@ -328,10 +337,10 @@ class PeerConnection:
                 for pairs in fr.split_pairs(wants, fr.MAX_WANT_PAIRS):
                     self.send(fr.Want(pairs))
             if report.bad_signatures:
-                self.node.peers.penalise(
+                self.manager.penalise(
                     self, f"{report.bad_signatures} entries with bad signatures", 20)
             if report.invalid:
-                self.node.peers.penalise(self, f"{report.invalid} invalid records", 10)
+                self.manager.penalise(self, f"{report.invalid} invalid records", 10)
 
     # -- plumbing --------------------------------------------------------------------------
     def _flush(self) -> None:

@@ -27,7 +27,7 @@ from protocol.identity import fingerprint
 from protocol.session import WEBSOCKET_PATH
 
 if TYPE_CHECKING:
-    from p2pnode.node import Node
+    from p2pnode.net.host import PeerHost
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class PeerRecord:
 
 
 class PeerManager:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, host: PeerHost) -> None:
+        self.host = host
         self.connections: dict[bytes, PeerConnection] = {}
         self.records: dict[bytes, PeerRecord] = {}
         self._address_errors: dict[str, str] = {}
@@ -118,21 +118,21 @@ class PeerManager:
         rec.address = conn.address
         rec.how = conn.how
         rec.last_error = None
-        self.node.bus.publish(PeerUp(peer, conn.address, conn.how))
-        self.node.remember_peer(peer, conn.address, conn.how)
+        self.host.bus.publish(PeerUp(peer, conn.address, conn.how))
+        self.host.remember_peer(peer, conn.address, conn.how)
         log.info("connected to %s (%s)", conn.label, conn.how)
         return True
 
     def _dialler(self, conn: PeerConnection) -> bytes:
-        return self.node.identity.node_id if conn.initiator else conn.peer_id or b""
+        return self.host.identity.node_id if conn.initiator else conn.peer_id or b""
 
     def unregister(self, conn: PeerConnection) -> None:
         peer = conn.peer_id
         if peer is not None and self.connections.get(peer) is conn:
             del self.connections[peer]
             self.record(peer).last_error = conn.close_reason
-            self.node.bus.publish(PeerDown(peer, conn.close_reason))
-            self.node.remember_peer(peer, None, conn.how, f"disconnected: {conn.close_reason}")
+            self.host.bus.publish(PeerDown(peer, conn.close_reason))
+            self.host.remember_peer(peer, None, conn.how, f"disconnected: {conn.close_reason}")
             log.info("disconnected from %s: %s", conn.label, conn.close_reason)
 
     def penalise(self, conn: PeerConnection, reason: str, amount: float) -> None:
@@ -185,7 +185,7 @@ class PeerManager:
 
     def discovered(self, node_id: bytes, addresses: list[str], port: int) -> None:
         """mDNS found a peer of our network: dial it unless connected or already dialling."""
-        if node_id == self.node.identity.node_id or self._closed:
+        if node_id == self.host.identity.node_id or self._closed:
             return
         rec = self.record(node_id)
         rec.addresses = tuple(addresses)
@@ -280,11 +280,11 @@ class PeerManager:
             self._address_errors[target] = message
             if node_id is not None:
                 self.record(node_id).last_error = message
-                self.node.remember_peer(node_id, target, how, message)
+                self.host.remember_peer(node_id, target, how, message)
             log.debug(message)
             return None
         self._address_errors.pop(target, None)
-        return PeerConnection(self.node, ws, initiator=True, address=target, how=how,
+        return PeerConnection(self.host, self, ws, initiator=True, address=target, how=how,
                               expected_peer_id=node_id)
 
     def address_errors(self) -> dict[str, str]:

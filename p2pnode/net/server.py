@@ -25,16 +25,17 @@ from protocol.identity import parse_id
 from protocol.session import WEBSOCKET_PATH
 
 if TYPE_CHECKING:
-    from p2pnode.node import Node
+    from p2pnode.net.host import ControlHost, PeerHost
+    from p2pnode.net.peers import PeerManager
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def peer_app(node: Node) -> web.Application:
+def peer_app(host: PeerHost, manager: PeerManager) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
-        if node.peers.at_capacity():
+        if manager.at_capacity():
             return web.Response(status=503, text="too many peers\n")
         ws = web.WebSocketResponse(
             max_msg_size=max_ws_message(), compress=False, autoping=True, timeout=2.0
@@ -43,8 +44,8 @@ def peer_app(node: Node) -> web.Application:
             return web.Response(status=426, text="p2pnode peers speak WebSocket here\n")
         await ws.prepare(request)
         address = f"{request.remote}"
-        conn = PeerConnection(node, ws, initiator=False, address=address, how="incoming")
-        await node.peers.serve(conn)
+        conn = PeerConnection(host, manager, ws, initiator=False, address=address, how="incoming")
+        await manager.serve(conn)
         return ws
 
     app = web.Application(client_max_size=4096)
@@ -58,7 +59,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def control_app(node: Node, token: str) -> web.Application:
+def control_app(node: ControlHost, token: str) -> web.Application:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "")
@@ -84,7 +85,7 @@ def control_app(node: Node, token: str) -> web.Application:
     async def add_peer(request: web.Request) -> web.Response:
         body = await request.json()
         host, port = split_host_port(str(body.get("address", "")))
-        node.peers.add_address(host, port)
+        node.add_peer(host, port)
         return _json({"dialling": f"{host}:{port}"})
 
     async def fetch(request: web.Request) -> web.StreamResponse:
