@@ -32,6 +32,10 @@ EXIT_OK, EXIT_ERROR = 0, 1
 
 #: Files above this size get a progress bar even when stderr is not a terminal.
 BAR_THRESHOLD = 16 * 1024 * 1024
+#: What `fetch` shows while no connected peer holds the resource (instead of a frozen bar).
+WAITING = "waiting for a peer that holds it…"
+#: the download states (`p2pnode.blobs.download`) in which no holder is serving us
+_WAITING_STATES = ("finding peers", "waiting for peers")
 
 
 class CommandError(NodeError):
@@ -64,17 +68,23 @@ class ProgressBar:
         self._interval = 0.1 if self.tty else 2.0
         self._start: tuple[float, int] | None = None
         self._last: tuple[int, int | None] | None = None
+        self._note: str | None = None
         self._drawn = 0.0
         self._shown = False
 
-    def update(self, done: int, total: int | None, *, force: bool = False) -> None:
+    def update(self, done: int, total: int | None, *, note: str | None = None,
+               force: bool = False) -> None:
+        """Report progress; `note` (e.g. "waiting for a peer that holds it…") replaces the rate
+        while it lasts, and a change of note is drawn at once."""
         if not self.enabled:
             return
         now = time.monotonic()
-        if self._start is None:
+        if self._start is None or (self._note and not note):
             self._start = (now, done)  # rate from here: a resumed fetch starts part-way
+        changed = note != self._note
         self._last = (done, total)
-        if force or now - self._drawn >= self._interval:
+        self._note = note
+        if force or changed or now - self._drawn >= self._interval:
             self._draw(now)
 
     def _draw(self, now: float) -> None:
@@ -82,6 +92,8 @@ class ProgressBar:
         done, total = self._last
         elapsed = now - self._start[0]
         rate = f"  {(done - self._start[1]) / elapsed / 1e6:.1f} MB/s" if elapsed > 0.05 else ""
+        if self._note:
+            rate = f"  {self._note}"
         if total:
             filled = int(30 * min(done, total) / total)
             bar = "#" * filled + "-" * (30 - filled)
@@ -247,10 +259,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 final = update
                 break
             total = update.get("total_bytes")
-            if bar is None and total is not None:
-                bar = ProgressBar("fetching", enabled=_wants_bar(total))
+            note = WAITING if update.get("state") in _WAITING_STATES else None
+            if bar is None and (total is not None or note):
+                bar = ProgressBar("fetching", enabled=note is not None or _wants_bar(total))
             if bar is not None:
-                bar.update(int(update.get("done_bytes") or 0), total)
+                bar.update(int(update.get("done_bytes") or 0), total, note=note)
     finally:
         if bar is not None:
             if final is not None and final.get("done"):

@@ -4,7 +4,11 @@ Rules:
 - One session per peer pair. When two exist (both sides dialled at once), both sides keep the one
   dialled by the smaller node id, so they agree without talking.
 - Manual peers and discovered peers are dialled by a loop each, with exponential backoff and
-  jitter between failures; a discovered peer that vanishes is forgotten (its loop stops).
+  jitter between failures (capped at a few seconds for manual peers); a new mDNS announcement
+  or the same address added again wakes the loop at once. A discovered peer that vanishes is
+  forgotten (its loop stops).
+- One row per peer: a manual address that reached a node once is that node's; later dial
+  errors are recorded against it rather than as a row of their own.
 - Misbehaviour lowers a peer's score; at `_BAN_SCORE` it is disconnected and neither dialled nor
   accepted for `_BAN_SECONDS`. Good batches slowly restore the score.
 """
@@ -32,7 +36,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RETRY_MIN = 0.5
+#: Backoff cap for peers found by mDNS: a restarted one announces itself, which wakes its loop.
 _RETRY_MAX = 60.0
+#: Backoff cap for manual peers (`--peer`): nothing announces their return, and a refused or
+#: unanswered dial every few seconds costs next to nothing, so a peer that comes back is
+#: reconnected within a few seconds.
+_RETRY_MAX_MANUAL = 3.0
 _STABLE_AFTER = 30.0
 _FORGET_AFTER = 600.0
 _DIAL_TIMEOUT = 5.0
@@ -64,6 +73,8 @@ class PeerManager:
         self._address_errors: dict[str, str] = {}
         self._pending: set[PeerConnection] = set()
         self._dialers: dict[object, asyncio.Task[None]] = {}
+        #: set to cut a dial loop's backoff short (the peer announced itself again)
+        self._wakers: dict[object, asyncio.Event] = {}
         self._targets: dict[bytes, list[str]] = {}
         self._vanished: set[bytes] = set()
         self._serving: set[asyncio.Task[None]] = set()
@@ -178,9 +189,12 @@ class PeerManager:
                     how: str = "manual") -> None:
         """Keep a session with the peer at host:port, redialling with backoff."""
         key = ("addr", host, port)
-        if key not in self._dialers and not self._closed:
+        if key in self._dialers:
+            self._wake(key)
+        elif not self._closed:
             self._dialers[key] = asyncio.create_task(
-                self._dial_loop([f"{host}:{port}"], node_id, how), name=f"dial-{host}:{port}"
+                self._dial_loop(key, [f"{host}:{port}"], node_id, how),
+                name=f"dial-{host}:{port}",
             )
 
     def discovered(self, node_id: bytes, addresses: list[str], port: int) -> None:
@@ -197,8 +211,26 @@ class PeerManager:
         task = self._dialers.get(key)
         if task is None or task.done():
             self._dialers[key] = asyncio.create_task(
-                self._dial_loop(targets, node_id, "mdns"), name=f"dial-{fingerprint(node_id)}"
+                self._dial_loop(key, targets, node_id, "mdns"),
+                name=f"dial-{fingerprint(node_id)}",
             )
+        else:
+            self._wake(key)  # announced again (restarted, or back on the network): dial now
+
+    def _wake(self, key: object) -> None:
+        waker = self._wakers.get(key)
+        if waker is not None:
+            waker.set()
+
+    @staticmethod
+    async def _backoff(waker: asyncio.Event, seconds: float) -> bool:
+        """Sleep between dials; True when woken early (the backoff starts again)."""
+        waker.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await waker.wait()
+                return True
+        return False
 
     def vanished(self, node_id: bytes) -> None:
         """mDNS says the peer left: stop dialling it. A live session is left alone (mDNS records
@@ -211,9 +243,22 @@ class PeerManager:
         if task is not None:
             task.cancel()
 
-    async def _dial_loop(self, targets: list[str], node_id: bytes | None, how: str) -> None:
+    async def _dial_loop(self, key: object, targets: list[str], node_id: bytes | None,
+                         how: str) -> None:
+        waker = self._wakers[key] = asyncio.Event()
+        try:
+            await self._dial_until_done(waker, targets, node_id, how)
+        finally:
+            if self._wakers.get(key) is waker:
+                del self._wakers[key]
+
+    async def _dial_until_done(self, waker: asyncio.Event, targets: list[str],
+                               node_id: bytes | None, how: str) -> None:
         delay = _RETRY_MIN
+        cap = _RETRY_MAX if how == "mdns" else _RETRY_MAX_MANUAL
         last_success = time.monotonic()
+        #: the node last reached at a manual address: its dial errors are recorded as its own
+        reached: bytes | None = node_id
         while not self._closed:
             if how == "mdns" and node_id in self._vanished:
                 self._vanished.discard(node_id)
@@ -238,12 +283,13 @@ class PeerManager:
             if node_id is not None:
                 targets = self._targets.get(node_id, targets)
             for target in targets:
-                conn = await self._dial_once(target, node_id, how)
+                conn = await self._dial_once(target, node_id, how, reached)
                 if conn is None:
                     continue
                 await conn.run()
                 if conn.connected_since_ms is not None:
                     last_success = time.monotonic()
+                reached = conn.peer_id or reached
                 if conn.peer_id is None:  # the handshake failed: let `p2pnode peers` say why
                     message = (f"handshake with {target} failed ({conn.close_reason}): another"
                                " network key, another node than announced, or not a p2pnode peer")
@@ -256,11 +302,15 @@ class PeerManager:
                 break
             if time.monotonic() - started > _STABLE_AFTER:
                 delay = _RETRY_MIN
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, _RETRY_MAX)
+            if await self._backoff(waker, delay * random.uniform(0.8, 1.2)):
+                delay = _RETRY_MIN
+            else:
+                delay = min(delay * 2, cap)
 
-    async def _dial_once(self, target: str, node_id: bytes | None,
-                         how: str) -> PeerConnection | None:
+    async def _dial_once(self, target: str, node_id: bytes | None, how: str,
+                         reached: bytes | None = None) -> PeerConnection | None:
+        """One dial. `node_id`: the id discovery announced (the handshake must show it);
+        `reached`: the node this address led to before, whose record takes the error."""
         if self._client is None:
             self._client = aiohttp.ClientSession()
         url = f"http://{target}{WEBSOCKET_PATH}"
@@ -277,10 +327,11 @@ class PeerManager:
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             message = f"cannot connect to {target}: {exc.__class__.__name__} {exc}".strip()
-            self._address_errors[target] = message
-            if node_id is not None:
-                self.record(node_id).last_error = message
-                self.host.remember_peer(node_id, target, how, message)
+            if reached is None:
+                self._address_errors[target] = message
+            else:
+                self.record(reached).last_error = message
+                self.host.remember_peer(reached, target, how, message)
             log.debug(message)
             return None
         self._address_errors.pop(target, None)

@@ -26,6 +26,7 @@ from typing import Any
 from p2pnode.blobs import download as download_module
 from p2pnode.blobs import service as transfer
 from p2pnode.blobs import serving as serving_module
+from p2pnode.cli import blobs as fetch_cli
 from p2pnode.events import TransferFinished, TransferProgress
 from p2pnode.node import Node
 from protocol.blobs import CHUNK_SIZE, Bitmap
@@ -278,6 +279,9 @@ async def test_resumes_when_the_only_holder_restarts(nodes, tmp_path: Path) -> N
     held = _held_count(c, shared.blob_id)
     assert 12 <= held < chunks
     assert not fetching.done()  # stalled, waiting for a holder, not failed
+    # the state `p2pnode fetch` turns into "waiting for a peer that holds it…"
+    await _until(lambda: download.progress()["state"] in fetch_cli._WAITING_STATES,
+                 what="the waiting state")
 
     a2 = await nodes.start("a", port=port)  # the same home: it still holds the blob
     final = (await asyncio.wait_for(fetching, 30))[-1]
