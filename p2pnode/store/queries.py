@@ -242,6 +242,26 @@ def circle_state(conn: sqlite3.Connection, circle_id: bytes) -> dict[str, Any] |
     return msgpack.unpackb(row[0], raw=False) if row else None
 
 
+def circle_status(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> str | None:
+    """upcoming / running / ended / cancelled at `now_ms`, or None for an unknown circle."""
+    row = conn.execute("SELECT cancelled, state FROM circles WHERE id = ?", (circle_id,)).fetchone()
+    if row is None:
+        return None
+    return _status(msgpack.unpackb(row[1], raw=False), bool(row[0]), now_ms)[0]
+
+
+def cancel_reason(conn: sqlite3.Connection, circle_id: bytes) -> str | None:
+    row = conn.execute("SELECT cancel_reason FROM circles WHERE id = ?", (circle_id,)).fetchone()
+    return row[0] if row else None
+
+
+def members(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, bytes, str, str]]:
+    """(author, latest join id, display name, status) of the current members, in sign-up
+    order (the rules are `_members`')."""
+    state = circle_state(conn, circle_id) or {}
+    return _members(conn, circle_id, state.get("signup_limit"))
+
+
 def facilitators_of(conn: sqlite3.Connection, circle_id: bytes) -> set[bytes]:
     return {
         r[0]
