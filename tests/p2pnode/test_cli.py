@@ -24,6 +24,7 @@ from builders import circle_body, identity_from_seed
 from p2pnode import actions, config
 from p2pnode.cli.main import main
 from p2pnode.home import Home
+from protocol.identity import node_id_text
 
 P2PNODE = Path(sys.executable).parent / "p2pnode"
 TODAY = dt.date.today()
@@ -143,7 +144,8 @@ def announce_backdated(home: Path, name: str, start: dt.date, **fields: Any) -> 
         record = circle_body([opened.identity.node_id], name=name, start=start.isoformat(),
                              **fields)
         at = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(12), dt.UTC)
-        return actions.announce_circle(opened, record, at_ms=int(at.timestamp() * 1000)).id.hex()
+        entry = actions.announce_circle(opened, record, at_ms=int(at.timestamp() * 1000))
+        return node_id_text(entry.id)
 
 
 def carry(p2p, source: Path, target: Path, stick: Path) -> Run:
