@@ -71,8 +71,9 @@ def _local_today(timezone: str, at_ms: int) -> dt.date:
 
 
 def check_new_schedule(meetings: Any, timezone: Any, at_ms: int) -> None:
-    """Refuse a new circle whose first meeting is more than `ANNOUNCE_DAYS_BACK` days past, or
-    more than `ANNOUNCE_DAYS_AHEAD` days ahead (malformed values are left to the validator).
+    """Refuse new meetings (a new circle's, or those a reschedule adds) when the first is more
+    than `ANNOUNCE_DAYS_BACK` days past, or more than `ANNOUNCE_DAYS_AHEAD` days ahead
+    (malformed values are left to the validator).
 
     Raises:
         InvalidInput: naming the date and the limit.
@@ -87,7 +88,7 @@ def check_new_schedule(meetings: Any, timezone: Any, at_ms: int) -> None:
     if (today - first).days > ANNOUNCE_DAYS_BACK:
         raise InvalidInput(
             f"the first meeting, {first}, is {(today - first).days} days in the past; a circle"
-            f" can be announced at most {ANNOUNCE_DAYS_BACK} days after its first meeting"
+            f" can be announced (or a meeting added) at most {ANNOUNCE_DAYS_BACK} days after it"
         )
     if (first - today).days > ANNOUNCE_DAYS_AHEAD:
         raise InvalidInput(
@@ -215,10 +216,9 @@ def reschedule(
     else:
         total = len(current) if weeks is None else weeks
         if not len(held) < total <= MAX_MEETINGS:
+            since = f" (meetings in all; {len(held)} have taken place)" if held else ""
             raise InvalidInput(
-                f"--weeks must be {len(held) + 1}-{MAX_MEETINGS}: the number of meetings in all,"
-                f" and {len(held)} have taken place" if held else
-                f"--weeks must be 1-{MAX_MEETINGS}, not {total}"
+                f"--weeks must be {len(held) + 1}-{MAX_MEETINGS}, not {total}{since}"
             )
         count = total - len(held)
         if start is not None:
@@ -278,6 +278,8 @@ def update_circle(
         changes["meetings"] = keep_past_meetings(state, changes["meetings"], at)
         if len(changes["meetings"]) > MAX_MEETINGS:
             raise InvalidInput(f"a circle has at most {MAX_MEETINGS} meetings")
+        added = [d for d in changes["meetings"] if d not in state["meetings"]]
+        check_new_schedule(added, changes.get("timezone", state["timezone"]), at)
     facilitators = changes.get("facilitators")
     if isinstance(facilitators, list):
         author = circle_author(home, circle_id)

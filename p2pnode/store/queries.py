@@ -317,10 +317,6 @@ def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> Ci
         for author, join_id, name, status in _members(conn, circle_id, state.get("signup_limit"))
     )
     feedback = _feedback(conn, circle_id, people)
-    def average(key: str) -> float | None:
-        values = [f.ratings[key] for f in feedback if f.ratings.get(key) is not None]
-        return sum(values) / len(values) if values else None
-
     return CircleDetail(
         summary=summary,
         description=state.get("description", ""),
@@ -332,10 +328,16 @@ def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> Ci
         meetings=meetings,
         participants=participants,
         resources=tuple(list_resources(conn, circle=circle_id, people=people)),
-        ratings={key: average(key) for key in ("course", "recommendation", "goal")},
+        ratings={key: _average(f.ratings[key] for f in feedback)
+                 for key in ("course", "recommendation", "goal")},
         feedback_count=len(feedback),
         feedback=tuple(feedback),
     )
+
+
+def _average(values: Iterable[int | None]) -> float | None:
+    given = [v for v in values if v is not None]
+    return sum(given) / len(given) if given else None
 
 
 def _feedback(conn: sqlite3.Connection, circle_id: bytes, people: _People) -> list[Feedback]:

@@ -247,6 +247,20 @@ def test_weeks_alone_extends_or_shortens_the_meetings_to_come(people):
         actions.reschedule(ana, circle, start=dt.date(2027, 1, 15), at_ms=AFTER_TWO)
 
 
+def test_a_reschedule_into_the_far_past_or_future_is_refused(people):
+    """New meetings obey the announce window: a start a month back or in year 9000 is refused,
+    naming the date; nothing is written."""
+    ana, circle = people["ana"], people["circle"]
+    count = ana.store.entry_count()
+    back = actions.reschedule(ana, circle, start=dt.date(2026, 12, 1), at_ms=BEFORE)
+    with pytest.raises(InvalidInput, match="2026-12-01, is 35 days in the past"):
+        actions.update_circle(ana, circle, {"meetings": back}, at_ms=BEFORE)
+    far = actions.reschedule(ana, circle, start=dt.date(9000, 1, 4), at_ms=BEFORE)
+    with pytest.raises(InvalidInput, match="9000-01-04, is more than 2 years ahead"):
+        actions.update_circle(ana, circle, {"meetings": far}, at_ms=BEFORE)
+    assert ana.store.entry_count() == count
+
+
 def test_a_record_that_drops_held_meetings_is_merged_back_on_every_node(people):
     """An update written without the rule (an older node, another implementation) that lists
     only new dates still keeps the meetings held before it: every node derives the same."""

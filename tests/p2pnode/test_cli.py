@@ -392,7 +392,7 @@ def test_circles_listing_and_filters(ana, p2p):
         timezone="America/Sao_Paulo"))
     assert_one_line_error(
         p2p(ana, "circle", "announce", *every_flag("Old circle", TODAY - dt.timedelta(days=60))),
-        "60 days in the past", "at most 7 days after its first meeting")
+        "60 days in the past", "at most 7 days after it")
     announce_backdated(ana, "Old circle", TODAY - dt.timedelta(days=60))
 
     def names(*args: str) -> list[str]:
