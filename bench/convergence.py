@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import random
 import statistics
 import sys
@@ -87,7 +88,8 @@ CIRCLE = {
     "course": {"title": "c", "format": "course", "topics": [], "language": "en"},
     "venue": {"name": "Library", "city": "Nairobi", "online": False},
     "language": "en", "timezone": "UTC", "meeting_time": "18:00", "duration_min": 90,
-    "meetings": ["2027-03-01"],
+    # a few weeks ahead: nodes refuse to announce circles in the past or years ahead
+    "meetings": [(dt.date.today() + dt.timedelta(days=28)).isoformat()],
 }
 
 

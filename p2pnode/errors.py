@@ -19,6 +19,10 @@ class StorageError(NodeError):
     """The database could not be read or written."""
 
 
+class DamagedDatabase(StorageError):
+    """The database file is not a readable SQLite database (truncated, overwritten)."""
+
+
 class NotFound(NodeError):
     """No circle, entry, resource or peer with that id is known here."""
 

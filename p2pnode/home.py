@@ -6,21 +6,43 @@ Key files hold the raw 32-byte private key, mode 0600; a key file that others ca
 Losing the database but keeping the key must not fork our feed: a database created beside an
 existing key is marked `recovery pending`, and our own appends are refused until the node has
 fetched our old entries from a peer (`Home.finish_recovery`), or the user says there are none.
+An empty database file counts as a lost one, and so does a damaged one (truncated, overwritten):
+it is moved aside as `store.sqlite3.damaged-<UTC time>` (never deleted) and a new one started.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import stat
 from pathlib import Path
 
 from p2pnode import config
-from p2pnode.errors import HomeError, RecoveryPending
+from p2pnode.errors import DamagedDatabase, HomeError, RecoveryPending
 from p2pnode.files import fsync_directory
 from p2pnode.store.database import Store
 from protocol.identity import Identity, SealingKey
 
 _RECOVERY_KEY = "own_feed_recovery_pending"
+_DAMAGED_KEY = "damaged_database_kept_as"
+log = logging.getLogger(__name__)
+
+
+def _move_aside(db_path: Path) -> Path:
+    """Rename a damaged database (and its WAL and shared-memory files) out of the way."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = db_path.with_name(f"{db_path.name}.damaged-{stamp}")
+    try:
+        for suffix in ("-wal", "-shm", ""):
+            part = db_path.with_name(db_path.name + suffix)
+            if part.exists():
+                os.replace(part, target.with_name(target.name + suffix))
+        fsync_directory(db_path.parent)
+    except OSError as exc:
+        raise HomeError(f"{db_path} is damaged and could not be moved aside:"
+                        f" {exc.strerror or exc}") from None
+    return target
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -105,10 +127,18 @@ class Home:
         except OSError as exc:
             raise HomeError(f"cannot read the keys in {path}: {exc.strerror or exc}") from None
         db_path = path / config.DATABASE_FILE
-        fresh_db = not db_path.exists()
-        store = Store(db_path)
-        if fresh_db and not new_identity:
+        moved_to = None
+        try:
+            store = Store(db_path)
+        except DamagedDatabase as exc:
+            moved_to = _move_aside(db_path)
+            log.warning("%s; kept it as %s and started a new one", exc, moved_to.name)
+            store = Store(db_path)
+        if store.created and not new_identity:
+            # Missing, empty or damaged: our own entries may exist elsewhere; fetch them first.
             store.set_meta(_RECOVERY_KEY, "1")
+            if moved_to is not None:
+                store.set_meta(_DAMAGED_KEY, moved_to.name)
         (path / config.BLOBS_DIR).mkdir(exist_ok=True)
         return cls(path, identity, sealing_key, store)
 
@@ -121,8 +151,11 @@ class Home:
     def check_can_append(self) -> None:
         """Raise RecoveryPending while our older entries may still be out there."""
         if self.recovery_pending:
+            damaged = self.store.get_meta(_DAMAGED_KEY)
+            why = (f"the database was damaged (kept as {damaged}), so this one is new"
+                   if damaged else "this identity is older than this database")
             raise RecoveryPending(
-                "this identity is older than this database: start the node (p2pnode run) near a"
+                f"{why}: start the node (p2pnode run) near a"
                 " peer so your earlier entries are fetched first, or run"
                 " `p2pnode recover --none` if you never wrote any"
             )

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from p2pnode.blobs.store import BlobStore, ProgressCallback
-from p2pnode.errors import InvalidInput, NotFound
+from p2pnode.errors import InvalidInput, NotAllowed, NotFound
 from p2pnode.home import Home
 from p2pnode.store import queries
 from protocol.blobs import Manifest
-from protocol.entry import Entry
+from protocol.entry import Entry, decode_body
 from protocol.errors import ProtocolError
 from protocol.identity import fingerprint
 from protocol.records import LICENCES, validate_record
@@ -41,6 +41,8 @@ class Shared:
     blob_id: bytes
     entry: Entry
     body: dict[str, Any]
+    #: True when we had already shared these bytes with the same details: no new record
+    already: bool = False
 
 
 def guess_media_type(name: str) -> str:
@@ -138,9 +140,29 @@ def check_share(
     )
 
 
+def existing_share(home: Home, body: dict[str, Any]) -> Entry | None:
+    """Our live `resource` record for `body`'s blob when it says exactly what `body` says."""
+    row = home.store.conn.execute(
+        "SELECT r.entry_id FROM resources r JOIN entries e ON e.id = r.entry_id"
+        " WHERE r.blob = ? AND r.author = ? ORDER BY e.seq DESC LIMIT 1",
+        (body["blob"], home.identity.node_id),
+    ).fetchone()
+    if row is None:
+        return None
+    entry = home.store.get_entry(row[0])
+    if entry is None or entry.body_bytes is None or decode_body(entry.body_bytes) != body:
+        return None
+    return entry
+
+
 def publish_resource(home: Home, body: dict[str, Any], *, at_ms: int) -> Entry:
-    """Append a checked `resource` body (blob and size filled in) to our feed."""
+    """Append a checked `resource` body (blob and size filled in) to our feed, unless we already
+    shared the same blob with the same details: then that record is returned and nothing is
+    written (sharing a file twice does not list it twice)."""
     home.check_can_append()
+    existing = existing_share(home, body)
+    if existing is not None:
+        return existing
     return home.store.append(home.identity, "resource", body, now_ms=at_ms)
 
 
@@ -174,5 +196,28 @@ def share_file(
     store = store or BlobStore(home.blobs_path)
     manifest = store.add_file(path, progress=progress)
     body = {**placeholder, "blob": manifest.blob_id, "size": manifest.size}
-    entry = publish_resource(home, body, at_ms=at_ms)
-    return Shared(manifest.blob_id, entry, body)
+    existing = existing_share(home, body)
+    entry = existing or publish_resource(home, body, at_ms=at_ms)
+    return Shared(manifest.blob_id, entry, body, already=existing is not None)
+
+
+def unshare_resource(home: Home, blob_id: bytes, *, at_ms: int | None = None) -> Entry:
+    """Withdraw our `resource` records of a blob: a `delete` drops their bodies everywhere, so
+    it leaves every listing. The file stays in the blob stores that hold it.
+
+    Raises:
+        NotAllowed: only someone else shared it.
+        NotFound: nobody's live record names this blob here.
+    """
+    from p2pnode import actions  # actions is the layer above records; keep the import local
+
+    rows = home.store.conn.execute(
+        "SELECT entry_id, author FROM resources WHERE blob = ?", (blob_id,)
+    ).fetchall()
+    ours = [entry_id for entry_id, author in rows if author == home.identity.node_id]
+    if not ours:
+        if rows:
+            raise NotAllowed(f"resource {fingerprint(blob_id)} was shared by someone else;"
+                             " only they can unshare it")
+        raise NotFound(f"no shared resource {fingerprint(blob_id)} is known here")
+    return actions.delete_entries(home, ours, "unshared", at_ms=at_ms)

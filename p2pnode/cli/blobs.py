@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from p2pnode import actions
-from p2pnode.blobs.resources import share_file
+from p2pnode.blobs.resources import share_file, unshare_resource
 from p2pnode.blobs.store import BlobStore
 from p2pnode.errors import InvalidInput, NodeError, NotRunning
 from p2pnode.home import Home
@@ -152,8 +152,13 @@ def cmd_share(args: argparse.Namespace, home: Home) -> int:
         bar.finish()
     control.notify_new_entries(home.path)
     if args.json:
-        _print_json({"blob": shared.blob_id, "entry": shared.entry.id, **{
+        _print_json({"blob": shared.blob_id, "entry": shared.entry.id,
+                     "already_shared": shared.already, **{
             k: v for k, v in shared.body.items() if k != "blob"}})
+    elif shared.already:
+        print(node_id_text(shared.blob_id))
+        print(f"Already shared {shared.body['title']!r} with these details; nothing new to"
+              " publish", file=sys.stderr)
     else:
         print(node_id_text(shared.blob_id))
         print(f"Shared {shared.body['title']!r} ({human_size(shared.body['size'])}); peers can"
@@ -225,16 +230,35 @@ def _label(home: Home, node_text: str) -> str:
     return f"{profile.get('name') or 'unknown'} ({fingerprint(node_id)})"
 
 
+# -- unshare -------------------------------------------------------------------------------------
+def cmd_unshare(args: argparse.Namespace, home: Home) -> int:
+    blob_id = _match_blob(home, args.resource)
+    entry = unshare_resource(home, blob_id, at_ms=actions.now_ms())
+    control.notify_new_entries(home.path)
+    if args.json:
+        _print_json({"blob": blob_id, "delete": entry.id})
+    else:
+        print(f"Unshared {fingerprint(blob_id)}: it leaves every listing as peers get the news"
+              " (copies already fetched stay with whoever holds them)")
+    return EXIT_OK
+
+
 # -- fetch ---------------------------------------------------------------------------------------
 def _resolve_blob(home_path: Path, text: str) -> bytes:
     """A blob id from its full form, or from a unique prefix of a resource known here."""
-    text = text.strip().lower()
-    if len(text) >= 52:
-        return parse_id(text, "resource")
+    if len(text.strip()) >= 52:
+        return parse_id(text.strip().lower(), "resource")
     if not Home.exists(home_path):
         raise InvalidInput(f"give the full resource id ({text!r} is only a prefix)")
     with Home.open(home_path) as home:
-        blobs = {row[0] for row in home.store.conn.execute("SELECT blob FROM resources")}
+        return _match_blob(home, text)
+
+
+def _match_blob(home: Home, text: str) -> bytes:
+    text = text.strip().lower()
+    if len(text) >= 52:
+        return parse_id(text, "resource")
+    blobs = {row[0] for row in home.store.conn.execute("SELECT blob FROM resources")}
     matches = [b for b in blobs if node_id_text(b).startswith(text)]
     if not matches:
         raise InvalidInput(f"no resource whose id starts with {text!r} is known here")
@@ -296,6 +320,10 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
     p = command("resources", cmd_resources,
                 "shared resources: who shared them, whether held here, which peers hold them")
     p.add_argument("--circle", help="only this circle's resources (id or unique prefix)")
+    json_flag(p)
+
+    p = command("unshare", cmd_unshare, "withdraw a resource you shared")
+    p.add_argument("resource", help="resource id (or a unique prefix, as `resources` shows)")
     json_flag(p)
 
     p = command("fetch", cmd_fetch,

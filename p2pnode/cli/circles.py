@@ -15,12 +15,19 @@ from typing import Any
 
 from p2pnode import actions
 from p2pnode.calendar import circle_calendar
-from p2pnode.cli.common import EXIT_OK, notify_node, print_json, resolve_circle, write_file
+from p2pnode.cli.common import (
+    EXIT_OK,
+    notify_node,
+    print_json,
+    resolve_circle,
+    resolve_node,
+    write_file,
+)
 from p2pnode.errors import InvalidInput, NotFound
 from p2pnode.home import Home
 from p2pnode.store import queries
 from p2pnode.store.models import CircleDetail, CircleSummary
-from protocol.identity import fingerprint, node_id_text, parse_id
+from protocol.identity import fingerprint, node_id_text
 from protocol.records import meeting_dates
 
 
@@ -90,22 +97,21 @@ def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]
     ):
         if value is not None:
             record[key] = value
-    if args.start is not None or args.weeks is not None or args.meeting:
+    if not partial and (args.start is not None or args.weeks is not None or args.meeting):
         if args.meeting:
             record["meetings"] = sorted(set(args.meeting))
         else:
             if args.start is None:
                 raise InvalidInput("--weeks needs --start")
-            try:
-                start = dt.date.fromisoformat(args.start)
-            except ValueError:
-                raise InvalidInput(f"--start must be YYYY-MM-DD, not {args.start!r}") from None
+            start = _start_date(args.start)
             weeks = 6 if args.weeks is None else args.weeks
             if not 1 <= weeks <= 52:
                 raise InvalidInput(f"--weeks must be 1-52, not {weeks}")
-            record["meetings"] = meeting_dates(start, weeks)
-    if args.facilitator:
-        record["facilitators"] = [parse_id(f, "--facilitator") for f in args.facilitator]
+            try:
+                record["meetings"] = meeting_dates(start, weeks)
+            except OverflowError:
+                raise InvalidInput(f"--start {start} plus {weeks} weeks is past the year 9999"
+                                   ) from None
     if partial and args.no_capacity:
         record["signup_limit"] = None
     if not partial:
@@ -128,6 +134,13 @@ def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]
         if missing:
             raise InvalidInput("missing " + ", ".join(missing))
     return record
+
+
+def _start_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--start must be YYYY-MM-DD, not {text!r}") from None
 
 
 def _merge_update(home: Home, circle_id: bytes, changes: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +190,8 @@ def _print_circle(detail: CircleDetail) -> None:
         f" {s.start_date} to {s.end_date}"
     )
     seats = f"{s.seats_taken} of {s.signup_limit}" if s.signup_limit else f"{s.seats_taken}"
-    print(f"  seats taken: {seats}")
+    waiting = sum(1 for p in detail.participants if p.status == "waiting")
+    print(f"  seats taken: {seats}" + (f", {waiting} on the waiting list" if waiting else ""))
     print(f"  facilitators: {', '.join(p.label for p in s.facilitators)}")
     if detail.cancel_reason or s.status == "cancelled":
         print(f"  CANCELLED: {detail.cancel_reason or 'no reason given'}")
@@ -198,6 +212,17 @@ def _print_circle(detail: CircleDetail) -> None:
         print("  learners:")
         for p in detail.participants:
             print(f"    {p.display_name} ({fingerprint(p.person.node_id)}) — {p.status}")
+    if detail.feedback_count:
+        rated = ", ".join(f"{key} {value:.1f}/5" for key, value in detail.ratings.items()
+                          if value is not None)
+        print(f"  feedback ({detail.feedback_count}): {rated or 'no ratings'}")
+        for f in detail.feedback:
+            who = f.author.label if f.author else "anonymous"
+            stars = "".join(f" {k} {v}/5" for k, v in f.ratings.items() if v is not None)
+            print(f"    {who}, {f.role}:{stars}")
+            for label, text in (("goal", f.goal), ("why", f.reason), ("next", f.next_steps)):
+                if text:
+                    print(f"          {label}: {text.splitlines()[0]}")
     if detail.resources:
         print("  resources:")
         for r in detail.resources:
@@ -213,7 +238,11 @@ def _show_or_id(args: argparse.Namespace, home: Home, circle_id: bytes) -> int:
 
 
 def cmd_circle_announce(args: argparse.Namespace, home: Home) -> int:
-    entry = actions.announce_circle(home, _circle_record(args, partial=False))
+    record = _circle_record(args, partial=False)
+    if args.facilitator:
+        record["facilitators"] = [resolve_node(home, f, "--facilitator")
+                                  for f in args.facilitator]
+    entry = actions.announce_circle(home, record)
     notify_node(home)
     return _show_or_id(args, home, entry.id)
 
@@ -221,7 +250,20 @@ def cmd_circle_announce(args: argparse.Namespace, home: Home) -> int:
 def cmd_circle_update(args: argparse.Namespace, home: Home) -> int:
     circle_id = resolve_circle(home, args.circle)
     changes = _merge_update(home, circle_id, _circle_record(args, partial=True))
-    actions.update_circle(home, circle_id, changes)
+    if args.start is not None or args.weeks is not None or args.meeting:
+        changes["meetings"] = actions.reschedule(
+            home, circle_id, start=None if args.start is None else _start_date(args.start),
+            weeks=args.weeks, dates=args.meeting or None,
+        )
+    if args.add_facilitator or args.remove_facilitator:
+        changes["facilitators"] = actions.change_facilitators(
+            home, circle_id,
+            add=[resolve_node(home, f, "--add-facilitator") for f in args.add_facilitator or ()],
+            remove=[resolve_node(home, f, "--remove-facilitator")
+                    for f in args.remove_facilitator or ()],
+            hand_over=args.hand_over,
+        )
+    actions.update_circle(home, circle_id, changes, hand_over=args.hand_over)
     notify_node(home)
     return _show_or_id(args, home, circle_id)
 
@@ -290,7 +332,6 @@ def _add_circle_fields(p: argparse.ArgumentParser) -> None:
     g.add_argument("--language", help="language the circle meets in, e.g. en, es, pt-BR")
     g.add_argument("--capacity", type=int, help="sign-up limit (default: no limit)")
     g.add_argument("--question", help="a question people answer when they sign up")
-    g.add_argument("--facilitator", action="append", help="co-facilitator node id (repeatable)")
     g = p.add_argument_group("course")
     g.add_argument("--course-title")
     g.add_argument("--course-url", help="http(s) link to the course")
@@ -312,9 +353,12 @@ def _add_circle_fields(p: argparse.ArgumentParser) -> None:
     g.add_argument("--country", help="ISO 3166 two-letter code, e.g. ZA")
     g.add_argument("--online", action=argparse.BooleanOptionalAction, default=None)
     g = p.add_argument_group("schedule")
-    g.add_argument("--start", help="first meeting, YYYY-MM-DD")
-    g.add_argument("--weeks", type=int, help="number of weekly meetings (default 6)")
-    g.add_argument("--meeting", action="append", help="an explicit meeting date (repeatable)")
+    g.add_argument("--start", help="first meeting, YYYY-MM-DD (update: the first meeting still"
+                                   " to come)")
+    g.add_argument("--weeks", type=int, help="number of weekly meetings (default 6; update: the"
+                                             " number in all, those held included)")
+    g.add_argument("--meeting", action="append", help="an explicit meeting date (repeatable;"
+                                                      " update: the meetings still to come)")
     g.add_argument("--time", help="meeting time HH:MM, local to --timezone")
     g.add_argument("--duration", type=int, help="minutes per meeting (default 90)")
     g.add_argument(
@@ -339,11 +383,26 @@ def add_commands(
 
     p = circle_command("announce", cmd_circle_announce, "announce a new learning circle")
     _add_circle_fields(p)
+    p.add_argument("--facilitator", action="append", metavar="ID",
+                   help="a co-facilitator's node id or unique prefix (repeatable); you are"
+                        " always the first facilitator")
     json_flag(p)
-    p = circle_command("update", cmd_circle_update, "change a circle you facilitate")
+    p = circle_command(
+        "update", cmd_circle_update,
+        "change a circle you facilitate. A new --start/--weeks/--meeting moves only the"
+        " meetings still to come: those that took place keep their dates, numbers, RSVPs and"
+        " notes. A cancelled circle cannot be changed.")
     p.add_argument("circle", help="circle id (or a unique prefix)")
     _add_circle_fields(p)
     p.add_argument("--no-capacity", action="store_true", help="remove the sign-up limit")
+    g = p.add_argument_group("facilitators")
+    g.add_argument("--add-facilitator", action="append", metavar="ID",
+                   help="add a co-facilitator: node id or unique prefix (repeatable)")
+    g.add_argument("--remove-facilitator", action="append", metavar="ID",
+                   help="remove a co-facilitator (repeatable)")
+    g.add_argument("--hand-over", action="store_true",
+                   help="allow removing the circle's author from the facilitators (they stop"
+                        " receiving sign-up details)")
     json_flag(p)
     p = circle_command("cancel", cmd_circle_cancel, "cancel a circle you facilitate")
     p.add_argument("circle")

@@ -41,6 +41,23 @@ def resolve_circle(home: Home, text: str) -> bytes:
     return matches[0]
 
 
+def resolve_node(home: Home, text: str, flag: str) -> bytes:
+    """A node id from its full form, or from a unique prefix of a node known here (one whose
+    entries or profile arrived), as `flag` was given."""
+    text = text.strip().lower()
+    if len(text) >= 52:
+        return parse_id(text, flag)
+    known = {row[0] for row in home.store.conn.execute("SELECT author FROM feeds")}
+    known.add(home.identity.node_id)
+    matches = [node for node in known if node_id_text(node).startswith(text)]
+    if not matches:
+        raise NotFound(f"{flag}: no node whose id starts with {text!r} is known here;"
+                       " give the full id")
+    if len(matches) > 1:
+        raise InvalidInput(f"{flag}: {text!r} matches {len(matches)} nodes; give more characters")
+    return matches[0]
+
+
 def resolve_entry(home: Home, text: str, table: str = "entries", column: str = "id") -> bytes:
     text = text.strip().lower()
     if len(text) >= 52:

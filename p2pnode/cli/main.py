@@ -73,15 +73,25 @@ def cmd_profile(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_join(args: argparse.Namespace, home: Home) -> int:
     circle_id = resolve_circle(home, args.circle)
+    before = actions.my_signup(home, circle_id)
     entry = actions.join_circle(
         home, circle_id, args.name, contact=args.contact, goal=args.goal, answer=args.answer
     )
     notify_node(home)
+    signup = actions.my_signup(home, circle_id) or {}
+    status = signup.get("status", "pending")
     if args.json:
-        print_json({"join_id": entry.id, "circle": circle_id})
-    else:
-        print(f"Signed up for {fingerprint(circle_id)} as {args.name}"
-              f" (sign-up {fingerprint(entry.id)})")
+        print_json({"join_id": entry.id, "circle": circle_id, "status": status,
+                    "waiting_position": signup.get("waiting_position")})
+        return EXIT_OK
+    verb = "Updated your sign-up for" if before else "Signed up for"
+    print(f"{verb} {fingerprint(circle_id)} as {args.name} (sign-up {fingerprint(entry.id)})")
+    if status == "waiting":
+        print(f"The circle is full ({signup['seats_taken']} of {signup['signup_limit']} seats"
+              f" taken): you are number {signup['waiting_position']} on the waiting list."
+              " A seat is yours if one frees up or a facilitator accepts you.")
+    elif before:
+        print(f"Your sign-up keeps its standing: {status}")
     return EXIT_OK
 
 
@@ -89,13 +99,14 @@ def cmd_leave(args: argparse.Namespace, home: Home) -> int:
     circle_id = resolve_circle(home, args.circle)
     actions.leave_circle(home, circle_id)
     notify_node(home)
-    print(f"Left {fingerprint(circle_id)}")
+    print(f"Left {fingerprint(circle_id)}; your seat is free for someone else")
     return EXIT_OK
 
 
 def cmd_accept(args: argparse.Namespace, home: Home) -> int:
     join_id = resolve_entry(home, args.join, "joins", "entry_id")
-    actions.decide_join(home, join_id, accepted=not args.decline)
+    actions.decide_join(home, join_id, accepted=not args.decline,
+                        over_capacity=args.over_capacity)
     notify_node(home)
     print(f"{'Declined' if args.decline else 'Accepted'} sign-up {fingerprint(join_id)}")
     return EXIT_OK
@@ -235,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("accept", cmd_accept, "accept a sign-up (facilitators)")
     p.add_argument("join", help="sign-up id (or a unique prefix)")
     p.add_argument("--decline", action="store_true", help="decline instead")
+    p.add_argument("--over-capacity", action="store_true",
+                   help="accept even though every seat is already accepted")
     p = command("joins", cmd_joins, "sign-ups of a circle with their sealed details "
                                     "(facilitators)")
     p.add_argument("circle")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2pnode.errors import StorageError
+from p2pnode.errors import DamagedDatabase, StorageError
 from p2pnode.store import derive
 from p2pnode.store.schema import DDL, SCHEMA_VERSION
 from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
@@ -79,6 +79,8 @@ class Store:
             # Only a new database needs the write lock here: read-only commands of a CLI must
             # not queue behind a busy node.
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            #: True when this open laid down the schema: the file was missing or empty
+            self.created = version == 0
             if version != SCHEMA_VERSION:
                 if version > SCHEMA_VERSION:
                     raise StorageError(
@@ -88,11 +90,20 @@ class Store:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(DDL)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:  # locked, unreadable, no space: not damage
+            self._close_quietly()
             raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # malformed, not a database
+            self._close_quietly()
+            raise DamagedDatabase(f"the database {self.path} is damaged: {exc}") from exc
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
     def close(self) -> None:
         """Close the database; safe to call twice."""
         with self._lock:

@@ -8,7 +8,8 @@ Authority rules (DESIGN.md "Records"): anyone may join, RSVP or give feedback; o
 author and its current facilitators may update or cancel it, accept joins, or write meeting notes.
 Changes are applied in timestamp order across authors and in seq order within a feed (see
 `_ordered_changes`); a change by someone without authority at that point is kept in the log but
-has no effect. Records may arrive before the circle they refer to:
+has no effect. A cancellation is final, and a reschedule never drops a meeting that had already
+started (`merge_circle`). Records may arrive before the circle they refer to:
 they are stored by circle id and count once the circle arrives.
 """
 
@@ -18,12 +19,13 @@ import datetime as dt
 import json
 import sqlite3
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
 
 from protocol.codec import pack
 from protocol.entry import Entry
-from protocol.records import UPDATABLE_CIRCLE_FIELDS
+from protocol.records import MAX_MEETINGS, UPDATABLE_CIRCLE_FIELDS
 
 _CIRCLE_KINDS = ("circle.update", "circle.cancel")
 
@@ -243,40 +245,88 @@ def forget_entry(conn: sqlite3.Connection, entry_id: bytes, kind: str, dirty: se
 
 
 def merge_circle(
-    author: bytes, base: dict[str, Any], changes: list[tuple[bytes, str, dict[str, Any]]]
+    author: bytes,
+    base: dict[str, Any],
+    changes: list[tuple[bytes, str, dict[str, Any], int]],
 ) -> tuple[dict[str, Any], bool, str | None, bool]:
     """Apply authorised changes, in the order given, to a circle's base record.
+
+    Two rules make the result the same on every node whatever the order entries arrived in:
+
+    - A cancellation is final: changes applied after it (updates, a second cancel) have no
+      effect, so the first reason stays.
+    - A reschedule keeps history: a new `meetings` list never drops a meeting that had started
+      by the change's effective time (its date and the circle's `meeting_time` in the circle's
+      `timezone`, both as they were before the change). Those dates are merged into the new
+      list, so the meetings that took place keep their numbers, RSVPs and notes.
 
     Args:
         author: the circle's author (always authorised).
         base: the `circle` record.
-        changes: (author, kind, body) of `circle.update` / `circle.cancel`, in apply order.
+        changes: (author, kind, body, effective time in ms) of `circle.update` /
+            `circle.cancel`, in apply order.
 
     Returns:
         (current state, cancelled, cancel reason, rescheduled).
     """
     state = dict(base)
     cancelled, reason, rescheduled = False, None, False
-    for change_author, kind, body in changes:
+    for change_author, kind, body, at_ms in changes:
+        if cancelled:
+            break
         if change_author != author and change_author not in state.get("facilitators", ()):
             continue
         if kind == "circle.cancel":
             cancelled, reason = True, body.get("reason")
             continue
+        new_meetings = None
+        if isinstance(body.get("meetings"), list):
+            new_meetings = keep_past_meetings(state, body["meetings"], at_ms)
         for field in UPDATABLE_CIRCLE_FIELDS:
             if field not in body:
                 continue
             if body[field] is None:
                 state.pop(field, None)
             else:
-                if field == "meetings" and body[field] != state.get("meetings"):
+                value = new_meetings if field == "meetings" else body[field]
+                if field == "meetings" and value != state.get("meetings"):
                     rescheduled = True
-                state[field] = body[field]
+                state[field] = value
     return state, cancelled, reason, rescheduled
 
 
+def meetings_started_by(state: dict[str, Any], at_ms: int) -> list[str]:
+    """The dates of `state`'s meetings that had started at `at_ms` (circle-local time)."""
+    try:
+        zone: dt.tzinfo = ZoneInfo(state.get("timezone", "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    now = dt.datetime.fromtimestamp(at_ms / 1000, zone)
+    today, clock = now.date().isoformat(), now.strftime("%H:%M")
+    time_of_day = state.get("meeting_time", "00:00")
+    return [d for d in state.get("meetings", ()) if d < today or (d == today
+                                                                  and time_of_day <= clock)]
+
+
+def keep_past_meetings(state: dict[str, Any], meetings: list[str], at_ms: int) -> list[str]:
+    """`meetings` with the meetings of `state` that had started by `at_ms` merged back in.
+
+    The merged list stays within `MAX_MEETINGS`: past meetings first, then the earliest of the
+    new dates that fit.
+    """
+    past = meetings_started_by(state, at_ms)
+    if not past:
+        return list(meetings)
+    kept = set(past)
+    merged = sorted(kept | set(meetings))
+    if len(merged) > MAX_MEETINGS:
+        later = [d for d in merged if d not in kept][: max(0, MAX_MEETINGS - len(kept))]
+        merged = sorted(kept | set(later))
+    return merged
+
+
 def _ordered_changes(rows: list[tuple]) -> list[tuple[bytes, str, bytes, int]]:
-    """(author, kind, body, timestamp) in apply order, from rows sorted by (author, seq).
+    """(author, kind, body, effective time) in apply order, from rows sorted by (author, seq).
 
     Across authors, changes apply in timestamp order; within one feed, in seq order even when
     the author's clock went backwards: a change's effective time is the latest timestamp of its
@@ -288,7 +338,7 @@ def _ordered_changes(rows: list[tuple]) -> list[tuple[bytes, str, bytes, int]]:
         if author != last_author:
             last_author, running = author, timestamp_ms
         running = max(running, timestamp_ms)
-        keyed.append(((running, author, seq), (author, kind, body, timestamp_ms)))
+        keyed.append(((running, author, seq), (author, kind, body, running)))
     keyed.sort(key=lambda pair: pair[0])
     return [change for _, change in keyed]
 
@@ -314,7 +364,7 @@ def refresh_circle(conn: sqlite3.Connection, circle_id: bytes) -> None:
         (circle_id,),
     ).fetchall())
     state, cancelled, reason, rescheduled = merge_circle(
-        author, unpack(base_bytes), [(a, k, unpack(b)) for a, k, b, _ in changes]
+        author, unpack(base_bytes), [(a, k, unpack(b), t) for a, k, b, t in changes]
     )
     updated_ms = max([created_ms, *(c[3] for c in changes)])
     meetings = state["meetings"]

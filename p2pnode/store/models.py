@@ -55,7 +55,8 @@ class Participant:
     person: Person
     display_name: str
     join_id: bytes
-    status: str  # pending / accepted / declined
+    #: accepted / pending (holds a seat, undecided) / waiting (waiting list) / declined
+    status: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,20 @@ class Resource:
 
 
 @dataclasses.dataclass(frozen=True)
+class Feedback:
+    """One person's latest feedback on a circle (records are public, never sealed)."""
+
+    #: None once the circle's personal records expired (the ratings still count)
+    author: Person | None
+    role: str  # learner / facilitator
+    #: course, recommendation, goal: 1-5 or None
+    ratings: dict[str, int | None]
+    goal: str | None
+    reason: str | None
+    next_steps: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class CircleDetail:
     summary: CircleSummary
     description: str
@@ -96,8 +111,10 @@ class CircleDetail:
     meetings: tuple[Meeting, ...]
     participants: tuple[Participant, ...]
     resources: tuple[Resource, ...]
+    #: averages over `feedback`, None where nobody rated
     ratings: dict[str, float | None]
     feedback_count: int
+    feedback: tuple[Feedback, ...] = ()
 
 
 def to_jsonable(value: Any) -> Any:

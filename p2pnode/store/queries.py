@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
 
-from p2pnode.store.models import CircleDetail, CircleSummary, Meeting, Participant, Person, Resource
+from p2pnode.store.models import (
+    CircleDetail,
+    CircleSummary,
+    Feedback,
+    Meeting,
+    Participant,
+    Person,
+    Resource,
+)
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SEARCH_TERM = re.compile(r"\w+", re.UNICODE)
@@ -70,40 +78,77 @@ class _People:
         return person
 
 
-def _members(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, bytes, str, str]]:
-    """(author, join entry id, display name, status) for each current member, oldest first."""
+def _members(
+    conn: sqlite3.Connection, circle_id: bytes, signup_limit: int | None
+) -> list[tuple[bytes, bytes, str, str]]:
+    """(author, join entry id, display name, status) for each current member, in sign-up order.
+
+    The rules (PROTOCOL.md Appendix A, `join`), the same on every node:
+
+    - A member is an author whose latest `join` record for the circle says `join`. Their
+      sign-up is the run of `join` records since their last `leave`: joining again (to change a
+      name, contact or answer) keeps its place and its standing; a `leave` ends it.
+    - A facilitator's latest decision on any join of the run is the member's standing:
+      `accepted` or `declined`.
+    - Undecided members hold the seats left by the accepted ones in sign-up order (the
+      timestamp of the run's first join, then its entry id): `pending` while a seat is left,
+      `waiting` (the waiting list) after that. Without a `signup_limit` nobody waits.
+    """
     rows = conn.execute(
-        "SELECT j.author, j.entry_id, j.display_name, j.action, j.timestamp_ms FROM joins j"
-        " WHERE j.circle = ? AND j.seq = (SELECT max(seq) FROM joins k"
-        "   WHERE k.circle = j.circle AND k.author = j.author)"
-        " ORDER BY j.timestamp_ms, j.entry_id",
+        "SELECT author, entry_id, display_name, action, timestamp_ms FROM joins"
+        " WHERE circle = ? ORDER BY author, seq",
         (circle_id,),
     ).fetchall()
     decisions = {
-        join_id: bool(accepted)
-        for join_id, accepted in conn.execute(
+        join_id: (order, bool(accepted))
+        for order, (join_id, accepted) in enumerate(conn.execute(
             "SELECT a.join_id, a.accepted FROM join_accepts a"
             " JOIN circle_facilitators f ON f.circle = a.circle AND f.node_id = a.author"
             " JOIN entries e ON e.id = a.entry_id"  # seq breaks ties within one feed
             " WHERE a.circle = ? ORDER BY a.timestamp_ms, e.seq, a.entry_id",
             (circle_id,),
-        )
+        ))
     }
+    runs: dict[bytes, list[tuple]] = {}
+    for row in rows:
+        if row[3] == "join":
+            runs.setdefault(row[0], []).append(row)
+        else:
+            runs.pop(row[0], None)
+    signups = []
+    for author, run in runs.items():
+        decided = [decisions[r[1]] for r in run if r[1] in decisions]
+        standing = max(decided)[1] if decided else None
+        first, latest = run[0], run[-1]
+        signups.append(((first[4], first[1]), author, latest[1], latest[2], standing))
+    signups.sort(key=lambda signup: signup[0])
+    free = None
+    if signup_limit is not None:
+        free = signup_limit - sum(1 for s in signups if s[4] is True)
     members = []
-    for author, join_id, name, action, _ in rows:
-        if action != "join":
-            continue
-        decision = decisions.get(join_id)
-        status = "pending" if decision is None else ("accepted" if decision else "declined")
+    for _, author, join_id, name, standing in signups:
+        if standing is not None:
+            status = "accepted" if standing else "declined"
+        elif free is None or free > 0:
+            status = "pending"
+            if free is not None:
+                free -= 1
+        else:
+            status = "waiting"
         members.append((author, join_id, name, status))
     return members
+
+
+#: statuses that hold a seat (the others: declined, waiting)
+SEATED = ("accepted", "pending")
 
 
 def _summary(conn: sqlite3.Connection, row: tuple, people: _People, now_ms: int) -> CircleSummary:
     circle_id, author, cancelled, state_bytes = row
     state = msgpack.unpackb(state_bytes, raw=False)
     status, next_meeting = _status(state, bool(cancelled), now_ms)
-    seats = sum(1 for m in _members(conn, circle_id) if m[3] != "declined")
+    seats = sum(1 for m in _members(conn, circle_id, state.get("signup_limit"))
+                if m[3] in SEATED)
     course, venue = state.get("course", {}), state.get("venue", {})
     facilitators = tuple(dict.fromkeys([*state.get("facilitators", ())]))
     return CircleSummary(
@@ -197,6 +242,26 @@ def circle_state(conn: sqlite3.Connection, circle_id: bytes) -> dict[str, Any] |
     return msgpack.unpackb(row[0], raw=False) if row else None
 
 
+def circle_status(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> str | None:
+    """upcoming / running / ended / cancelled at `now_ms`, or None for an unknown circle."""
+    row = conn.execute("SELECT cancelled, state FROM circles WHERE id = ?", (circle_id,)).fetchone()
+    if row is None:
+        return None
+    return _status(msgpack.unpackb(row[1], raw=False), bool(row[0]), now_ms)[0]
+
+
+def cancel_reason(conn: sqlite3.Connection, circle_id: bytes) -> str | None:
+    row = conn.execute("SELECT cancel_reason FROM circles WHERE id = ?", (circle_id,)).fetchone()
+    return row[0] if row else None
+
+
+def members(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, bytes, str, str]]:
+    """(author, latest join id, display name, status) of the current members, in sign-up
+    order (the rules are `_members`')."""
+    state = circle_state(conn, circle_id) or {}
+    return _members(conn, circle_id, state.get("signup_limit"))
+
+
 def facilitators_of(conn: sqlite3.Connection, circle_id: bytes) -> set[bytes]:
     return {
         r[0]
@@ -249,13 +314,9 @@ def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> Ci
     )
     participants = tuple(
         Participant(people(author), name, join_id, status)
-        for author, join_id, name, status in _members(conn, circle_id)
+        for author, join_id, name, status in _members(conn, circle_id, state.get("signup_limit"))
     )
-    ratings_row = conn.execute(
-        "SELECT avg(course_rating), avg(recommendation_rating), avg(goal_rating), count(*)"
-        " FROM feedback WHERE circle = ?",
-        (circle_id,),
-    ).fetchone()
+    feedback = _feedback(conn, circle_id, people)
     return CircleDetail(
         summary=summary,
         description=state.get("description", ""),
@@ -267,29 +328,60 @@ def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> Ci
         meetings=meetings,
         participants=participants,
         resources=tuple(list_resources(conn, circle=circle_id, people=people)),
-        ratings={
-            "course": ratings_row[0],
-            "recommendation": ratings_row[1],
-            "goal": ratings_row[2],
-        },
-        feedback_count=ratings_row[3],
+        ratings={key: _average(f.ratings[key] for f in feedback)
+                 for key in ("course", "recommendation", "goal")},
+        feedback_count=len(feedback),
+        feedback=tuple(feedback),
     )
+
+
+def _average(values: Iterable[int | None]) -> float | None:
+    given = [v for v in values if v is not None]
+    return sum(given) / len(given) if given else None
+
+
+def _feedback(conn: sqlite3.Connection, circle_id: bytes, people: _People) -> list[Feedback]:
+    """Each author's latest feedback on the circle, oldest first (anonymised ones each count:
+    their author was dropped when the circle's personal records expired)."""
+    out = []
+    for author, role, course, recommendation, goal, body in conn.execute(
+        "SELECT f.author, f.role, f.course_rating, f.recommendation_rating, f.goal_rating, f.body"
+        " FROM feedback f JOIN entries e ON e.id = f.entry_id WHERE f.circle = ?"
+        " AND (f.author IS NULL OR e.seq = (SELECT max(e2.seq) FROM feedback g"
+        "   JOIN entries e2 ON e2.id = g.entry_id WHERE g.circle = f.circle"
+        "   AND g.author = f.author))"
+        " ORDER BY e.timestamp_ms, f.entry_id",
+        (circle_id,),
+    ):
+        text = msgpack.unpackb(body, raw=False) if body else {}
+        out.append(Feedback(
+            author=people(author) if author else None,
+            role=role,
+            ratings={"course": course, "recommendation": recommendation, "goal": goal},
+            goal=text.get("goal"),
+            reason=text.get("reason"),
+            next_steps=text.get("next_steps"),
+        ))
+    return out
 
 
 def list_resources(
     conn: sqlite3.Connection, *, circle: bytes | None = None, people: _People | None = None
 ) -> list[Resource]:
-    """Shared resources, newest first; only one row per blob and author."""
+    """Shared resources, newest first: one row per blob and author, from the author's latest
+    `resource` record for that blob (sharing a file again updates its title, caption, circle)."""
     people = people or _People(conn)
     sql = (
         "SELECT entry_id, blob, title, size, media_type, format, licence, caption, circle,"
-        " author FROM resources"
+        " author FROM (SELECT r.*, row_number() OVER (PARTITION BY r.blob, r.author"
+        " ORDER BY e.seq DESC) AS newest FROM resources r JOIN entries e ON e.id = r.entry_id)"
+        " WHERE newest = 1"
     )
     args: Iterable[Any] = ()
     if circle is not None:
-        sql += " WHERE circle = ?"
+        sql += " AND circle = ?"
         args = (circle,)
-    sql += " ORDER BY timestamp_ms DESC"
+    sql += " ORDER BY timestamp_ms DESC, entry_id"
     return [Resource(*r[:9], author=people(r[9])) for r in conn.execute(sql, tuple(args))]
 
 
@@ -308,4 +400,6 @@ def join_rows(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, b
     """(author, join id, display name, status, sealed) of current members, for facilitators."""
     sealed = dict(conn.execute(
         "SELECT entry_id, sealed FROM joins WHERE circle = ?", (circle_id,)).fetchall())
-    return [(a, j, n, s, sealed.get(j)) for a, j, n, s in _members(conn, circle_id)]
+    state = circle_state(conn, circle_id) or {}
+    members = _members(conn, circle_id, state.get("signup_limit"))
+    return [(a, j, n, s, sealed.get(j)) for a, j, n, s in members]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from builders import NOW_MS, circle_body
+from builders import NOW_MS, circle_body, ms
 
 from p2pnode import actions, config
 from p2pnode.errors import HomeError, InvalidInput, NotAllowed, NotFound, RecoveryPending
@@ -251,9 +251,14 @@ def test_meeting_notes_are_for_facilitators(people):
 def test_feedback_role_follows_who_gives_it(people):
     """Feedback from a facilitator says so; from anyone else it is a learner's."""
     cal, ben, circle = people["cal"], people["ben"], people["circle"]
-    assert actions.give_feedback(cal, circle, course_rating=5).body()["role"] == "facilitator"
-    learner = actions.give_feedback(ben, circle, course_rating=3, reason="ok", goal="loops",
-                                    goal_rating=2, recommendation_rating=4, next_steps="more")
+    actions.join_circle(ben, circle, "Ben")
+    sync(ben, cal)
+    started = ms("2027-01-13")
+    assert actions.give_feedback(cal, circle, course_rating=5,
+                                 at_ms=started).body()["role"] == "facilitator"
+    learner = actions.give_feedback(ben, circle, course_rating=3, reason="ok",
+                                    goal="loops", goal_rating=2, recommendation_rating=4,
+                                    next_steps="more", at_ms=started)
     assert learner.body()["role"] == "learner" and learner.body()["goal_rating"] == 2
 
 
