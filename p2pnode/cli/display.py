@@ -156,8 +156,7 @@ def plain_error(text: str | None) -> str:
     if found:
         where, why = f"{found['host']}:{found['port']}", found["why"].lower()
         if "refused" in why or "connect call failed" in why:
-            return (f"nothing accepts connections at {where} (is p2pnode running there, on that"
-                    " port?)")
+            return f"nothing accepts connections at {where} (is p2pnode running there?)"
         if "name or service not known" in why or "nodename nor servname" in why \
                 or "temporary failure in name resolution" in why:
             return f"the name {found['host']} is not known on this network"
