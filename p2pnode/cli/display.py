@@ -116,7 +116,8 @@ def local_time_note(date: str | None, time: str, zone: str) -> str:
 
 # -- circles -------------------------------------------------------------------------------
 def when_text(c: CircleSummary) -> str:
-    """`next Tue 2027-01-12 18:30 Africa/Johannesburg`, `ended 2026-10-01` or `cancelled`."""
+    """`next Tue 2027-01-12 18:30 Africa/Johannesburg (17:30 your time)`, `ended 2026-10-01`
+    or `cancelled (was …)`."""
     if c.status == "cancelled":
         return f"cancelled (was {c.start_date} to {c.end_date})"
     if c.status == "ended" or not c.next_meeting:
@@ -124,19 +125,21 @@ def when_text(c: CircleSummary) -> str:
     day = ""
     with contextlib.suppress(ValueError):
         day = f"{dt.date.fromisoformat(c.next_meeting):%a} "
-    return (f"{c.status}, next {day}{c.next_meeting} {c.meeting_time} {c.timezone}"
+    return (f"next {day}{c.next_meeting} {c.meeting_time} {c.timezone}"
             f"{local_time_note(c.next_meeting, c.meeting_time, c.timezone)}")
 
 
 def circle_lines(c: CircleSummary, width: int = WIDTH) -> list[str]:
-    """A circle in a listing: four lines, none wider than `width` display cells."""
+    """A circle in a listing: four lines, none wider than `width` display cells:
+    id, name and status; when; where, language and seats; who facilitates."""
     body = width - len(INDENT)
+    status = f"  [{c.status}]"
     seats = f"{c.seats_taken}/{c.signup_limit}" if c.signup_limit else f"{c.seats_taken}"
     tail = f", {c.language}, seats {seats}"
     where = "online" if c.online else f"{c.venue}, {c.city}"
     people = ", ".join(p.label for p in c.facilitators)
     return [
-        fit(f"{fingerprint(c.id)}  {c.name}", width),
+        fit(f"{fingerprint(c.id)}  {c.name}", width - len(status)) + status,
         INDENT + fit(when_text(c), body),
         INDENT + fit(where, max(10, body - cell_len(tail))) + tail,
         INDENT + fit(f"facilitated by {people}", body),
