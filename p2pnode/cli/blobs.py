@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from p2pnode import actions
-from p2pnode.blobs.resources import share_file, unshare_resource
+from p2pnode.blobs.resources import default_title, share_file, unshare_resource
 from p2pnode.blobs.store import BlobStore
 from p2pnode.errors import InvalidInput, NodeError, NotRunning
 from p2pnode.home import Home
@@ -142,7 +142,7 @@ def cmd_share(args: argparse.Namespace, home: Home) -> int:
     bar = ProgressBar("hashing", enabled=_wants_bar(size))
     try:
         shared = share_file(
-            home, path, title=args.title, circle=_circle(home, args.circle),
+            home, path, title=args.title or _readable_name(path), circle=_circle(home, args.circle),
             licence=args.licence, caption=args.caption, at_ms=actions.now_ms(),
             progress=bar.update,
         )
@@ -164,6 +164,11 @@ def cmd_share(args: argparse.Namespace, home: Home) -> int:
         print(f"Shared {shared.body['title']!r} ({human_size(shared.body['size'])}); peers can"
               f" fetch it with: p2pnode fetch {fingerprint(shared.blob_id)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _readable_name(path: Path) -> str:
+    """The file's name as text, even when it is not UTF-8 (a name from a Latin-1 system)."""
+    return default_title(Path(os.fsencode(path.name).decode("utf-8", errors="replace")))
 
 
 # -- resources -----------------------------------------------------------------------------------

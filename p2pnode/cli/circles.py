@@ -8,40 +8,30 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
+import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from p2pnode import actions
 from p2pnode.calendar import circle_calendar
 from p2pnode.cli.common import (
     EXIT_OK,
+    UsageError,
     notify_node,
     print_json,
     resolve_circle,
     resolve_node,
-    write_file,
+    write_bytes,
+    write_output,
 )
+from p2pnode.cli.display import circle_lines, local_time_note, local_timezone
+from p2pnode.cli.parser import mark_required
 from p2pnode.errors import InvalidInput, NotFound
 from p2pnode.home import Home
 from p2pnode.store import queries
 from p2pnode.store.models import CircleDetail, CircleSummary
 from protocol.identity import fingerprint, node_id_text
 from protocol.records import meeting_dates
-
-
-def _local_timezone() -> str:
-    """The machine's IANA zone name, or UTC when it cannot be told."""
-    if os.environ.get("TZ") and "/" in os.environ["TZ"]:
-        return os.environ["TZ"].lstrip(":")
-    try:
-        target = os.readlink("/etc/localtime")
-        if "zoneinfo/" in target:
-            return target.split("zoneinfo/", 1)[1]
-    except OSError:
-        pass
-    return "UTC"
 
 
 def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]:
@@ -110,13 +100,14 @@ def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]
             try:
                 record["meetings"] = meeting_dates(start, weeks)
             except OverflowError:
-                raise InvalidInput(f"--start {start} plus {weeks} weeks is past the year 9999"
+                raise InvalidInput(f"--start {args.start} plus {weeks} weeks is past the year 9999"
                                    ) from None
     if partial and args.no_capacity:
         record["signup_limit"] = None
     if not partial:
         record.setdefault("duration_min", 90)
-        record.setdefault("timezone", _local_timezone())
+        if "timezone" not in record:
+            record["timezone"] = local_timezone()
         missing = [
             flag
             for flag, present in (
@@ -132,7 +123,7 @@ def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]
             if not present
         ]
         if missing:
-            raise InvalidInput("missing " + ", ".join(missing))
+            raise UsageError("missing " + ", ".join(missing))
     return record
 
 
@@ -157,15 +148,8 @@ def _print_circles(circles: Sequence[CircleSummary]) -> None:
         print("No circles found. Announce one with: p2pnode circle announce --help")
         return
     for c in circles:
-        seats = f"{c.seats_taken}/{c.signup_limit}" if c.signup_limit else f"{c.seats_taken}"
-        when = c.next_meeting or c.end_date
-        where = "online" if c.online else f"{c.venue}, {c.city}"
-        print(f"{fingerprint(c.id)}  {c.name}")
-        print(
-            f"          {c.status}, next {when} {c.meeting_time} ({c.weekday}s), "
-            f"{where}, {c.language}, seats {seats}"
-        )
-        print(f"          facilitated by {', '.join(p.label for p in c.facilitators)}")
+        for line in circle_lines(c):
+            print(line)
 
 
 def _print_circle(detail: CircleDetail) -> None:
@@ -186,8 +170,9 @@ def _print_circle(detail: CircleDetail) -> None:
     )
     print(f"  where:       {place}")
     print(
-        f"  when:        {s.weekday}s {s.meeting_time} ({s.timezone}), {s.duration_min} min,"
-        f" {s.start_date} to {s.end_date}"
+        f"  when:        {s.weekday}s {s.meeting_time} {s.timezone}"
+        f"{local_time_note(s.next_meeting or s.start_date, s.meeting_time, s.timezone)},"
+        f" {s.duration_min} min, {s.start_date} to {s.end_date}"
     )
     seats = f"{s.seats_taken} of {s.signup_limit}" if s.signup_limit else f"{s.seats_taken}"
     waiting = sum(1 for p in detail.participants if p.status == "waiting")
@@ -295,8 +280,11 @@ def cmd_circle_ics(args: argparse.Namespace, home: Home) -> int:
     if detail is None or state is None:
         raise NotFound(f"no circle {fingerprint(circle_id)} is known here")
     data = circle_calendar(circle_id, state, cancelled=detail.summary.status == "cancelled")
-    write_file(Path(args.output), data)
-    print(f"Wrote {len(state['meetings'])} meetings to {args.output}")
+    write_output(args.output, lambda path: write_bytes(path, data), force=args.force)
+    to_stdout = args.output == "-"
+    print(f"Wrote {len(state['meetings'])} meetings to "
+          f"{'standard output' if to_stdout else args.output}",
+          file=sys.stderr if to_stdout else sys.stdout)
     return EXIT_OK
 
 
@@ -366,6 +354,18 @@ def _add_circle_fields(p: argparse.ArgumentParser) -> None:
     )
 
 
+ANNOUNCE_EXAMPLE = """\
+example:
+  p2pnode circle announce --name "Python for Everybody" \\
+      --description "Weekly study group" --course-title "Python for Everybody" \\
+      --venue "Central Library, Room 2" --city "Cape Town" --country ZA \\
+      --start 2027-01-12 --weeks 6 --time 18:30 --timezone Africa/Johannesburg \\
+      --language en --capacity 12
+
+It prints the new circle's id; `p2pnode circles` lists it.
+"""
+
+
 def add_commands(
     sub: Any,
     command: Callable[..., argparse.ArgumentParser],
@@ -382,10 +382,17 @@ def add_commands(
         return p
 
     p = circle_command("announce", cmd_circle_announce, "announce a new learning circle")
+    p.epilog = ANNOUNCE_EXAMPLE
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     _add_circle_fields(p)
     p.add_argument("--facilitator", action="append", metavar="ID",
                    help="a co-facilitator's node id or unique prefix (repeatable); you are"
                         " always the first facilitator")
+    mark_required(p, "--name", "--description", "--course-title", "--venue", "--city",
+                  "--time", "--language")
+    for action in p._actions:
+        if "--start" in action.option_strings:
+            action.help += " (required, or --meeting)"
     json_flag(p)
     p = circle_command(
         "update", cmd_circle_update,
@@ -412,7 +419,8 @@ def add_commands(
     json_flag(p)
     p = circle_command("ics", cmd_circle_ics, "write the meeting schedule as an .ics calendar")
     p.add_argument("circle")
-    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("-o", "--output", required=True, help="file to write; - for standard output")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
 
     p = command("circles", cmd_circles, "list circles (upcoming and running; soonest first)")
     p.add_argument("--search", help="words to look for")

@@ -9,6 +9,8 @@ told at once so it pushes them to peers. Every listing takes `--json`. Exit code
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,16 +23,21 @@ from p2pnode.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
+    UsageError,
+    attach_log,
+    detach_log,
     notify_node,
     print_json,
     resolve_circle,
     resolve_entry,
+    write_output,
 )
+from p2pnode.cli.parser import CliParser, add_everywhere, mark_required
 from p2pnode.config import default_home
 from p2pnode.errors import InvalidInput, NodeError
 from p2pnode.home import Home
 from p2pnode.store.exchange import export_entries, import_entries
-from protocol.errors import ProtocolError
+from protocol.errors import InvalidRecordError, ProtocolError
 from protocol.identity import fingerprint
 
 
@@ -128,7 +135,13 @@ def cmd_joins(args: argparse.Namespace, home: Home) -> int:
     return EXIT_OK
 
 
+def _need_meeting(args: argparse.Namespace) -> None:
+    if args.number is None and args.date is None:
+        raise UsageError(f"{args.command} needs --number N or --date YYYY-MM-DD")
+
+
 def cmd_rsvp(args: argparse.Namespace, home: Home) -> int:
+    _need_meeting(args)
     circle_id = resolve_circle(home, args.circle)
     entry = actions.rsvp(home, circle_id, number=args.number, date=args.date,
                          attending=not args.no)
@@ -146,6 +159,7 @@ def cmd_delete(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_meeting_add(args: argparse.Namespace, home: Home) -> int:
+    _need_meeting(args)
     circle_id = resolve_circle(home, args.circle)
     entry = actions.add_meeting_note(
         home, circle_id, number=args.number, date=args.date, attendance=args.attendance,
@@ -169,11 +183,15 @@ def cmd_feedback(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_export(args: argparse.Namespace, home: Home) -> int:
-    count = export_entries(home.store, Path(args.file))
+    count = write_output(args.file, lambda path: export_entries(home.store, path),
+                         force=args.force)
     if args.json:
-        print_json({"entries": count, "file": args.file})
+        print_json({"entries": count, "file": args.file},
+                   file=sys.stderr if args.file == "-" else sys.stdout)
     else:
-        print(f"Exported {count} entries to {args.file}")
+        print(f"Exported {count} entries to "
+              f"{'standard output' if args.file == '-' else args.file}",
+              file=sys.stderr if args.file == "-" else sys.stdout)
     return EXIT_OK
 
 
@@ -205,13 +223,17 @@ def cmd_recover(args: argparse.Namespace, home: Home) -> int:
 
 # -- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="p2pnode",
         description="A peer-to-peer node for P2PU learning circles.",
+        epilog="Options --home and -v may also follow the command. "
+               "Exit status: 0 ok, 1 error, 2 usage.",
     )
-    parser.add_argument("--home", type=Path, default=None,
-                        help="node home (default: $P2PNODE_HOME or the platform data dir)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr as well")
+    parser.add_argument("--version", action="version", version=f"p2pnode {_version()}")
+    home_help = "node home (default: $P2PNODE_HOME or the platform data dir)"
+    parser.add_argument("--home", type=Path, default=None, help=home_help)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log to stderr as well as to HOME/node.log")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, func: Callable[..., int], help_text: str, **kw: Any):
@@ -275,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rating", type=int, help="1-5")
 
     p = command("feedback", cmd_feedback, "rate a circle's course when it ends")
+    p.set_defaults(field_options={"reason": "--text"})
     p.add_argument("circle")
     p.add_argument("--rating", type=int, required=True, help="course rating 1-5")
     p.add_argument("--text", help="why")
@@ -284,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--next-steps")
 
     p = command("export", cmd_export, "write every entry to a file (for a USB stick)")
-    p.add_argument("file")
+    p.add_argument("file", help="the file to write; - for standard output")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
     json_flag(p)
     p = command("import", cmd_import, "read entries from an export file")
     p.set_defaults(creates_home=True)  # a newcomer's first step may be a USB stick
@@ -296,37 +320,121 @@ def build_parser() -> argparse.ArgumentParser:
     from p2pnode.cli import node as cli_node
 
     cli_node.add_commands(sub, command, json_flag)
+    add_everywhere(parser, "--home", type=Path, help=home_help)
+    add_everywhere(parser, "-v", "--verbose", action="store_true", help="log to stderr too")
+    for each in parser.all_parsers():
+        mark_required(each)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("p2pnode")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "(not installed)"
+
+
 def _usage(args: argparse.Namespace) -> int:
-    raise _UsageError(f"{args.command} needs an action; see p2pnode {args.command} --help")
+    raise UsageError(f"{args.command} needs an action; see p2pnode {args.command} --help")
 
 
-class _UsageError(Exception):
-    pass
+#: Record fields (as validators name them) -> the option a user types. Dotted paths first.
+FIELD_OPTIONS = {
+    "course.title": "--course-title", "course.provider": "--course-provider",
+    "course.link": "--course-url", "course.format": "--course-format",
+    "course.caption": "--course-caption", "course.topics": "--topic",
+    "course.language": "--course-language", "course.licence": "--course-licence",
+    "venue.name": "--venue", "venue.address": "--address", "venue.details": "--venue-details",
+    "venue.website": "--venue-website", "venue.city": "--city", "venue.region": "--region",
+    "venue.country": "--country", "venue.online": "--online",
+    "name": "--name", "description": "--description", "language": "--language",
+    "timezone": "--timezone", "meeting_time": "--time", "duration_min": "--duration",
+    "meetings": "--start/--meeting", "signup_limit": "--capacity",
+    "signup_question": "--question", "facilitators": "--facilitator",
+    "bio": "--bio", "languages": "--language", "display_name": "--name",
+    "date": "--date", "attendance": "--attendance", "rating": "--rating", "plus": "--plus",
+    "delta": "--delta", "recap": "--notes", "goal": "--goal", "goal_rating": "--goal-rating",
+    "course_rating": "--rating", "recommendation_rating": "--recommend",
+    "next_steps": "--next-steps", "reason": "--reason", "title": "--title",
+    "caption": "--caption", "licence": "--licence",
+}
+
+
+def _option_for(args: argparse.Namespace, field: str) -> str | None:
+    """The option that set a record field (`venue.country` -> `--country`), if any."""
+    options = {**FIELD_OPTIONS, **getattr(args, "field_options", {})}
+    path = field.removeprefix("body.")
+    while path:
+        plain = path.split("[", 1)[0]
+        if plain in options:
+            return options[plain]
+        path = path.partition(".")[2]
+    return None
+
+
+#: Options whose values are file names: any bytes the file system allows, not only UTF-8 text.
+_FILE_NAME_OPTIONS = {"home", "file", "output", "network_key"}
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Text that is not UTF-8 (argv decoded with surrogateescape) cannot go into a record."""
+    for dest, value in vars(args).items():
+        if dest in _FILE_NAME_OPTIONS:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    name = "--" + dest.replace("_", "-") if dest not in (
+                        "circle", "join", "resource", "entries") else dest.upper()
+                    raise InvalidInput(f"{name} is not UTF-8 text; set your terminal to UTF-8 "
+                                       "(e.g. LANG=C.UTF-8) and type it again") from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.home is None:
-        args.home = default_home()
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_OK
+    """Run one `p2pnode` command; return its exit status (usage errors raise SystemExit(2))."""
+    with _readable_output():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.home is None:
+            args.home = default_home()
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_OK
+        attach_log(args.home, args.verbose)
+        try:
+            return _run(args)
+        finally:
+            detach_log()
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
+        _check_text(args)
         if args.func is cmd_init:
             return cmd_init(args)
         if getattr(args, "needs_home", True) is False:
             return args.func(args)
         with Home.open(args.home, create=getattr(args, "creates_home", False)) as home:
             return args.func(args, home)
-    except _UsageError as exc:
-        print(f"p2pnode: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"p2pnode: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except InvalidRecordError as exc:
+        option = _option_for(args, exc.field or "")
+        message = f"{option}: {exc.reason}" if option else str(exc)
+        print(f"p2pnode: error: {_one_line(message)}", file=sys.stderr)
+        return EXIT_ERROR
     except (NodeError, ProtocolError, CliError) as exc:
-        print(f"p2pnode: error: {exc}", file=sys.stderr)
+        print(f"p2pnode: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("p2pnode: interrupted", file=sys.stderr)
@@ -335,15 +443,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except OSError as exc:  # a file or socket the command needed: say which, in one line
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"p2pnode: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"p2pnode: error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # a bug: one line for the user, details in the log
-        import logging
+    except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        logged = attach_log(args.home, args.verbose)  # the command may have made the home
+        logging.getLogger("p2pnode").exception("unexpected error in %s", args.command)
+        where = f"details in {args.home / 'node.log'}" if logged else "run with -v for details"
+        print(f"p2pnode: internal error: {_one_line(f'{type(exc).__name__}: {exc}', 200)}"
+              f" (please report it; {where})", file=sys.stderr)
+        return EXIT_ERROR
 
-        logging.getLogger("p2pnode").exception("unexpected error")
-        print(f"p2pnode: internal error: {type(exc).__name__}: {exc} (please report it; "
-              "the node log has details)", file=sys.stderr)
-        return EXIT_ERROR
+
+class _readable_output:
+    """Print what cannot be encoded (a file name in another encoding) as escapes, not a crash."""
+
+    def __enter__(self) -> None:
+        self._saved = []
+        for stream in (sys.stdout, sys.stderr):
+            errors = getattr(stream, "errors", None)
+            if errors == "strict" and hasattr(stream, "reconfigure"):
+                try:
+                    stream.reconfigure(errors="backslashreplace")
+                except (ValueError, OSError):
+                    continue
+                self._saved.append(stream)
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in self._saved:
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors="strict")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from p2pnode import config
-from p2pnode.errors import NotRunning
+from p2pnode.cli.display import WIDTH, fit, pad, plain_error
+from p2pnode.errors import NodeError, NotRunning
 from p2pnode.home import Home
 from p2pnode.net import control_client as control
 from protocol.identity import node_id_text
@@ -137,10 +138,12 @@ def cmd_peers(args: argparse.Namespace) -> int:
     for p in peers:
         who = f"{p['name'] or 'unknown'} ({p['node_id'][:8]})" if p["node_id"] else "?"
         state = f"connected {_ago(p['connected_since_ms'])}" if p["connected"] else "not connected"
-        print(f"{who:30} {p['address'] or '-':24} {p['how']:8} {state}")
-        print(f"{'':30} sent {p['entries_sent']}, received {p['entries_received']}, "
-              f"score {p['score']:.0f}" + (f", last error: {p['last_error']}"
-                                          if p["last_error"] else ""))
+        print(fit(f"{pad(who, 30)} {pad(p['address'] or '-', 24)} {pad(p['how'] or '-', 8)}"
+                  f" {state}", WIDTH))
+        print(f"{'':8}sent {p['entries_sent']}, received {p['entries_received']}, "
+              f"score {p['score']:.0f}")
+        if p["last_error"] and not p["connected"]:
+            print(fit(f"{'':8}last error: {plain_error(p['last_error'])}", WIDTH))
     return EXIT_OK
 
 
@@ -167,25 +170,25 @@ def _probe_endpoint(port: int) -> tuple[bool, str]:
                 else f"something else answers on port {port}")
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from p2pnode.net.discovery import probe_multicast, resolve_interfaces
-
-    report: dict[str, Any] = {"checks": []}
-
-    def check(name: str, ok: bool | None, detail: str, hint: str = "") -> None:
-        report["checks"].append({"check": name, "ok": ok, "detail": detail, "hint": hint})
-
-    home = Home.open(args.home, create=True)
+def _home_facts(home_path: Path, check: Callable[..., None]) -> list[dict[str, Any]]:
+    """Identity check, and the peers the home remembers; never creates a home."""
+    if not Home.exists(home_path):
+        check("identity", None, f"no node home at {home_path} yet",
+              "p2pnode run (or p2pnode init) creates one")
+        return []
     try:
-        network_key = config.load_network_key(args.network_key)
-        check("identity", True, f"{home.identity.text} ({home.identity.fingerprint})")
-        check("network", True, f"network id {config.network_id(network_key)}",
-              "only nodes showing the same network id can connect to each other")
-        known = home.store.known_peers()
-    finally:
-        home.close()
+        with Home.open(home_path) as home:
+            check("identity", True, f"{home.identity.text} ({home.identity.fingerprint})")
+            return home.store.known_peers()
+    except NodeError as exc:
+        check("identity", False, str(exc))
+        return []
 
+
+def _interfaces(args: argparse.Namespace) -> list[dict[str, Any]]:
     import ifaddr
+
+    from p2pnode.net.discovery import resolve_interfaces
 
     chosen = resolve_interfaces(args.interface) if args.interface else None
     interfaces = []
@@ -198,42 +201,101 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if chosen is not None and not any(ip in chosen for ip in ips):
             continue
         interfaces.append({"name": adapter.nice_name, "addresses": ips})
+    return interfaces
+
+
+def _addresses_for_others(interfaces: list[dict[str, Any]], port: int) -> list[str]:
+    """HOST:PORT forms others can give to `--peer` (IPv4 first, no loopback or link-local)."""
+    v4 = [a for i in interfaces for a in i["addresses"]
+          if ":" not in a and not a.startswith("127.")]
+    v6 = [a for i in interfaces for a in i["addresses"]
+          if ":" in a and "%" not in a and a != "::1"]
+    return [f"{a}:{port}" for a in v4] + [f"[{a}]:{port}" for a in v6]
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from p2pnode.net.discovery import probe_multicast
+
+    report: dict[str, Any] = {"checks": []}
+
+    def check(name: str, ok: bool | None, detail: str, hint: str = "") -> None:
+        report["checks"].append({"check": name, "ok": ok, "detail": detail, "hint": hint})
+
+    known = _home_facts(args.home, check)
+    running: dict[str, Any] | None = None
+    if Home.exists(args.home):
+        try:
+            running = control.request(args.home, "GET", "/v1/status", timeout=3)
+        except NotRunning:
+            running = None
+        except NodeError as exc:
+            check("node", False, f"the node of this home does not answer properly: {exc}")
+
+    given_network = config.network_id(config.load_network_key(args.network_key))
+    if running:
+        network = running["network"]
+        if args.network_key is not None and network != given_network:
+            check("network", False, f"the running node uses network id {network}, but"
+                  f" {args.network_key} gives {given_network}",
+                  "restart the node with the key your group uses: p2pnode run --network-key"
+                  " FILE")
+        else:
+            check("network", True, f"the running node uses network id {network}",
+                  "only nodes showing the same network id can connect to each other")
+    else:
+        network = given_network
+        check("network", True, f"network id {network}"
+              f" ({'from ' + str(args.network_key) if args.network_key else 'the open network'})",
+              "only nodes showing the same network id can connect to each other"
+              + ("" if args.network_key else "; give --network-key FILE if your group uses one"))
+    report["network"] = network
+
+    interfaces = _interfaces(args)
     report["interfaces"] = interfaces
-    if not any(not i["name"].startswith("lo") for i in interfaces) and chosen is None:
+    if not any(not i["name"].startswith("lo") for i in interfaces) and not args.interface:
         check("interfaces", False, "only the loopback interface is up",
               "connect to the Wi-Fi or LAN the other learners use")
     else:
         check("interfaces", True, ", ".join(f"{i['name']} {' '.join(i['addresses'])}"
                                             for i in interfaces))
 
-    try:
-        running = control.request(args.home, "GET", "/v1/status", timeout=3)
-    except NotRunning:
-        running = None
     port = running["port"] if running else args.port
     if running:
         ok, detail = _probe_endpoint(port)
         check("node", True, f"a node is running for this home on port {port}")
         check("port", ok, detail, "" if ok else "another program holds the port: use --port")
+        check("discovery", True if running.get("mdns") else None,
+              "the running node finds and announces peers by mDNS" if running.get("mdns")
+              else "the running node has mDNS off (--no-mdns): it finds peers only by --peer",
+              "" if running.get("mdns") else "restart it without --no-mdns to find nodes on"
+              " this network by themselves")
     else:
         ok, detail = _check_port(port)
         check("node", None, "no node is running for this home", "start one with: p2pnode run")
         check("port", ok, detail, "" if ok else "use p2pnode run --port N with a free port")
 
+    addresses = _addresses_for_others(interfaces, port)
+    report["addresses"] = addresses
+    if addresses:
+        check("address", True, f"others can add this node with: p2pnode run --peer {addresses[0]}"
+              + (f" (or {', '.join(addresses[1:3])})" if len(addresses) > 1 else ""))
+    else:
+        check("address", None, f"no address others can reach; on this machine: 127.0.0.1:{port}")
+
     if not args.no_mdns:
         targets = [(i["name"], [a for a in i["addresses"] if "%" not in a and a != "::1"])
                    for i in interfaces]
-        for name, addresses in targets:
-            if not addresses:
+        for name, addrs in targets:
+            if not addrs:
                 continue
             try:
-                seen = asyncio.run(probe_multicast(addresses, timeout=args.timeout))
+                seen = asyncio.run(probe_multicast(addrs, timeout=args.timeout))
             except Exception as exc:
-                check(f"mdns {name}", False, f"cannot use multicast: {exc}",
+                check(f"mdns {name}", False, f"cannot use multicast: {plain_error(str(exc))}",
                       "the interface may not support multicast (some VPNs and guest Wi-Fi"
                       " networks block it); add peers by address with --peer HOST:PORT")
                 continue
-            ours = [s for s in seen if s.txt.get("net") == config.network_id(network_key)]
+            ours = [s for s in seen if s.txt.get("net") == network]
             detail = (f"{len(seen)} p2pnode services answered ({len(ours)} of our network): "
                       + ", ".join(s.name.split(".")[0] for s in seen)) if seen else \
                 "no p2pnode service answered"
@@ -242,32 +304,49 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                                     " or 'multicast filtering' to be turned off, or use --peer")
             check(f"mdns {name}", bool(seen) or None, detail, hint)
 
-    peers = []
-    if running:
-        with contextlib.suppress(Exception):
-            peers = control.request(args.home, "GET", "/v1/peers", timeout=3)
-    else:
-        peers = [{"node_id": node_id_text(p["node_id"]), "address": p["address"],
-                  "connected": False, "last_error": p["last_error"]} for p in known]
-    report["peers"] = peers
-    for p in peers:
-        who = (p["node_id"] or "?")[:8]
-        if p.get("connected"):
-            check(f"peer {who}", True, f"connected at {p['address']}")
-        else:
-            check(f"peer {who}", False, f"{p['address'] or '?'}: {p['last_error'] or 'not seen'}",
-                  "check the other laptop runs p2pnode on the same network id and that no"
-                  " firewall blocks its port")
-
+    _peer_checks(args, running, known, report, check)
+    failed = any(c["ok"] is False for c in report["checks"])
     if args.json:
         print(json.dumps(report, indent=2))
-        return EXIT_OK
+        return EXIT_ERROR if failed else EXIT_OK
     marks = {True: "ok  ", False: "FAIL", None: "--  "}
     for c in report["checks"]:
         print(f"[{marks[c['ok']]}] {c['check']}: {c['detail']}")
         if c["hint"] and c["ok"] is not True:
             print(f"       hint: {c['hint']}")
-    return EXIT_OK
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _peer_checks(args: argparse.Namespace, running: dict[str, Any] | None,
+                 known: list[dict[str, Any]], report: dict[str, Any],
+                 check: Callable[..., None]) -> None:
+    """One line per peer: connected is ok; anything else is information, not a failure — a
+    peer that is away now, or an error remembered from an earlier run, says nothing about
+    this network."""
+    peers: list[dict[str, Any]] = []
+    if running:
+        with contextlib.suppress(NodeError):
+            peers = control.request(args.home, "GET", "/v1/peers", timeout=3)
+    else:
+        peers = [{"node_id": node_id_text(p["node_id"]), "address": p["address"],
+                  "connected": False, "last_error": p["last_error"],
+                  "last_seen_ms": p["last_seen_ms"]} for p in known]
+    report["peers"] = peers
+    hint = ("check the other laptop runs p2pnode on the same network id and that no firewall"
+            " blocks its port")
+    for p in peers:
+        who = (p.get("name") or "") + f" {(p['node_id'] or '?')[:8]}"
+        where = p.get("address") or "?"
+        if p.get("connected"):
+            check(f"peer{who}", True, f"connected at {where}")
+        elif running:
+            check(f"peer{who}", None, f"not connected now ({where}): "
+                  f"{plain_error(p.get('last_error'))}", hint)
+        else:
+            seen = p.get("last_seen_ms")
+            check(f"peer{who}", None, f"last known at {where}"
+                  + (f", seen {_ago(seen)} ago" if seen else "")
+                  + "; not checked: no node is running", "")
 
 
 def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
@@ -299,6 +378,7 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
     p.add_argument("--network-key", type=Path, metavar="FILE")
     p.add_argument("--no-mdns", action="store_true", help="skip the multicast test")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for mDNS answers")
+    p.epilog = "Exit status 1 when a check fails (FAIL); -- marks information."
     json_flag(p)
     p.set_defaults(needs_home=False)
 
