@@ -402,8 +402,8 @@ def decide_join(
     Raises:
         NotFound: no such sign-up here.
         NotAllowed: not a facilitator.
-        InvalidInput: the sign-up was withdrawn, or accepting it would go beyond the capacity
-            and `over_capacity` was not given.
+        InvalidInput: the sign-up was withdrawn or is already so decided, or accepting it would
+            go beyond the capacity and `over_capacity` was not given.
     """
     row = home.store.conn.execute(
         "SELECT circle, author FROM joins WHERE entry_id = ?", (join_id,)
@@ -412,8 +412,11 @@ def decide_join(
         raise NotFound(f"no sign-up {fingerprint(join_id)} is known here")
     state = _require_facilitator(home, row[0], "accept sign-ups")
     members = queries.members(home.store.conn, row[0])
-    if not any(m[0] == row[1] for m in members):
+    member = next((m for m in members if m[0] == row[1]), None)
+    if member is None:
         raise InvalidInput(f"sign-up {fingerprint(join_id)} was withdrawn (they left the circle)")
+    if member[3] == ("accepted" if accepted else "declined"):
+        raise InvalidInput(f"sign-up {fingerprint(join_id)} is already {member[3]}")
     limit = state.get("signup_limit")
     if accepted and limit is not None and not over_capacity:
         others = sum(1 for m in members if m[3] == "accepted" and m[0] != row[1])
