@@ -3,6 +3,12 @@ and appends it to our own feed through `Store.append` (validated, signed, durabl
 
 These are synchronous and take an opened `Home`; the CLI calls them directly and the node wraps
 them for its async API. Every refusal is a `NodeError` or `ProtocolError` with a one-line reason.
+
+What every node derives from the records (seats and the waiting list, reschedules that keep the
+meetings held, a final cancellation: PROTOCOL.md Appendix A.1) is checked here first, so the user
+hears of it rather than writing a record with no effect; the checks that are this node's own
+policy (the announce window, capacity, who may give feedback, honest no-ops) live only here.
+Each action takes `at_ms`, the clock its checks and its entry use (default: now).
 """
 
 from __future__ import annotations
