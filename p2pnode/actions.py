@@ -317,7 +317,7 @@ def cancel_circle(
         InvalidInput: it is already cancelled.
     """
     _require_facilitator(home, circle_id, "cancel it")
-    if queries.circle_status(home.store.conn, circle_id, now_ms=now_ms()) == "cancelled":
+    if queries.circle_status(home.store.conn, circle_id, now_ms=at_ms or now_ms()) == "cancelled":
         raise InvalidInput(f"circle {fingerprint(circle_id)} is already cancelled")
     body: dict[str, Any] = {"circle": circle_id}
     if reason:
