@@ -3,6 +3,12 @@ and appends it to our own feed through `Store.append` (validated, signed, durabl
 
 These are synchronous and take an opened `Home`; the CLI calls them directly and the node wraps
 them for its async API. Every refusal is a `NodeError` or `ProtocolError` with a one-line reason.
+
+What every node derives from the records (seats and the waiting list, reschedules that keep the
+meetings held, a final cancellation: PROTOCOL.md Appendix A.1) is checked here first, so the user
+hears of it rather than writing a record with no effect; the checks that are this node's own
+policy (the announce window, capacity, who may give feedback, honest no-ops) live only here.
+Each action takes `at_ms`, the clock its checks and its entry use (default: now).
 """
 
 from __future__ import annotations
@@ -311,7 +317,7 @@ def cancel_circle(
         InvalidInput: it is already cancelled.
     """
     _require_facilitator(home, circle_id, "cancel it")
-    if queries.circle_status(home.store.conn, circle_id, now_ms=now_ms()) == "cancelled":
+    if queries.circle_status(home.store.conn, circle_id, now_ms=at_ms or now_ms()) == "cancelled":
         raise InvalidInput(f"circle {fingerprint(circle_id)} is already cancelled")
     body: dict[str, Any] = {"circle": circle_id}
     if reason:
@@ -402,8 +408,8 @@ def decide_join(
     Raises:
         NotFound: no such sign-up here.
         NotAllowed: not a facilitator.
-        InvalidInput: the sign-up was withdrawn, or accepting it would go beyond the capacity
-            and `over_capacity` was not given.
+        InvalidInput: the sign-up was withdrawn or is already so decided, or accepting it would
+            go beyond the capacity and `over_capacity` was not given.
     """
     row = home.store.conn.execute(
         "SELECT circle, author FROM joins WHERE entry_id = ?", (join_id,)
@@ -412,8 +418,11 @@ def decide_join(
         raise NotFound(f"no sign-up {fingerprint(join_id)} is known here")
     state = _require_facilitator(home, row[0], "accept sign-ups")
     members = queries.members(home.store.conn, row[0])
-    if not any(m[0] == row[1] for m in members):
+    member = next((m for m in members if m[0] == row[1]), None)
+    if member is None:
         raise InvalidInput(f"sign-up {fingerprint(join_id)} was withdrawn (they left the circle)")
+    if member[3] == ("accepted" if accepted else "declined"):
+        raise InvalidInput(f"sign-up {fingerprint(join_id)} is already {member[3]}")
     limit = state.get("signup_limit")
     if accepted and limit is not None and not over_capacity:
         others = sum(1 for m in members if m[3] == "accepted" and m[0] != row[1])

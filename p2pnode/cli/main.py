@@ -104,9 +104,12 @@ def cmd_join(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_leave(args: argparse.Namespace, home: Home) -> int:
     circle_id = resolve_circle(home, args.circle)
+    signup = actions.my_signup(home, circle_id)
     actions.leave_circle(home, circle_id)
     notify_node(home)
-    print(f"Left {fingerprint(circle_id)}; your seat is free for someone else")
+    seated = signup is not None and signup["status"] in ("accepted", "pending")
+    print(f"Left {fingerprint(circle_id)}" + ("; your seat is free for someone else" if seated
+                                               else ""))
     return EXIT_OK
 
 

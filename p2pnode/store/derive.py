@@ -303,9 +303,8 @@ def meetings_started_by(state: dict[str, Any], at_ms: int) -> list[str]:
         zone = dt.UTC
     now = dt.datetime.fromtimestamp(at_ms / 1000, zone)
     today, clock = now.date().isoformat(), now.strftime("%H:%M")
-    time_of_day = state.get("meeting_time", "00:00")
-    return [d for d in state.get("meetings", ()) if d < today or (d == today
-                                                                  and time_of_day <= clock)]
+    started_today = state.get("meeting_time", "00:00") <= clock  # "HH:MM" compare as text
+    return [d for d in state.get("meetings", ()) if d < today or (d == today and started_today)]
 
 
 def keep_past_meetings(state: dict[str, Any], meetings: list[str], at_ms: int) -> list[str]:

@@ -357,6 +357,20 @@ def test_leaving_a_circle_never_joined_and_deleting_twice_say_so(people):
     assert ben.store.entry_count() == count
 
 
+def test_deciding_a_sign_up_twice_says_so(people):
+    """Accepting an accepted sign-up (or declining a declined one) is refused; changing one's
+    mind is not."""
+    ana, ben, circle = people["ana"], people["ben"], people["circle"]
+    join = actions.join_circle(ben, circle, "Ben", at_ms=BEFORE)
+    sync(ben, ana)
+    actions.decide_join(ana, join.id, at_ms=BEFORE)
+    with pytest.raises(InvalidInput, match="already accepted"):
+        actions.decide_join(ana, join.id, at_ms=BEFORE + 1)
+    actions.decide_join(ana, join.id, accepted=False, at_ms=BEFORE + 2)
+    with pytest.raises(InvalidInput, match="already declined"):
+        actions.decide_join(ana, join.id, accepted=False, at_ms=BEFORE + 3)
+
+
 # -- 7. feedback ---------------------------------------------------------------------------------
 
 
