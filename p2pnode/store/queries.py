@@ -403,3 +403,15 @@ def join_rows(conn: sqlite3.Connection, circle_id: bytes) -> list[tuple[bytes, b
     state = circle_state(conn, circle_id) or {}
     members = _members(conn, circle_id, state.get("signup_limit"))
     return [(a, j, n, s, sealed.get(j)) for a, j, n, s in members]
+
+
+def own_note_since(conn: sqlite3.Connection, circle: bytes, date: str, author: bytes,
+                   since_ms: int) -> bytes | None:
+    """The entry id of `author`'s latest note for the circle's meeting on `date` written at or
+    after `since_ms` (meeting mode: was the note already written before a crash?)."""
+    row = conn.execute(
+        "SELECT entry_id FROM meeting_notes WHERE circle = ? AND date = ? AND author = ?"
+        " AND timestamp_ms >= ? ORDER BY timestamp_ms DESC LIMIT 1",
+        (circle, date, author, since_ms),
+    ).fetchone()
+    return row[0] if row else None
