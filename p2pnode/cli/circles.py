@@ -29,7 +29,7 @@ from p2pnode.cli.parser import mark_required
 from p2pnode.errors import InvalidInput, NotFound
 from p2pnode.home import Home
 from p2pnode.store import queries
-from p2pnode.store.models import CircleDetail, CircleSummary
+from p2pnode.store.models import CircleDetail, CircleSummary, to_jsonable
 from protocol.identity import fingerprint, node_id_text
 from protocol.records import meeting_dates
 
@@ -152,7 +152,7 @@ def _print_circles(circles: Sequence[CircleSummary]) -> None:
             print(line)
 
 
-def _print_circle(detail: CircleDetail) -> None:
+def _print_circle(detail: CircleDetail, hints: Sequence[str] = ()) -> None:
     s = detail.summary
     print(f"{s.name}  [{s.status}]")
     print(f"  id:          {node_id_text(s.id)}")
@@ -178,6 +178,8 @@ def _print_circle(detail: CircleDetail) -> None:
     waiting = sum(1 for p in detail.participants if p.status == "waiting")
     print(f"  seats taken: {seats}" + (f", {waiting} on the waiting list" if waiting else ""))
     print(f"  facilitators: {', '.join(p.label for p in s.facilitators)}")
+    for hint in hints:
+        print(f"  hint:        {hint}")
     if detail.cancel_reason or s.status == "cancelled":
         print(f"  CANCELLED: {detail.cancel_reason or 'no reason given'}")
     if detail.rescheduled:
@@ -266,10 +268,11 @@ def cmd_circle_show(args: argparse.Namespace, home: Home) -> int:
     detail = queries.get_circle(home.store.conn, circle_id, now_ms=actions.now_ms())
     if detail is None:
         raise NotFound(f"no circle {fingerprint(circle_id)} is known here")
+    hints = detail.health_hints(actions.now_ms())
     if args.json:
-        print_json(detail)
+        print_json({**to_jsonable(detail), "hints": list(hints)})
     else:
-        _print_circle(detail)
+        _print_circle(detail, hints)
     return EXIT_OK
 
 

@@ -36,7 +36,9 @@ from p2pnode.cli.parser import CliParser, add_everywhere, mark_required
 from p2pnode.config import default_home
 from p2pnode.errors import InvalidInput, NodeError
 from p2pnode.home import Home
+from p2pnode.store import queries
 from p2pnode.store.exchange import export_entries, import_entries
+from protocol.entry import decode_body
 from protocol.errors import InvalidRecordError, ProtocolError
 from protocol.identity import fingerprint
 
@@ -115,10 +117,14 @@ def cmd_leave(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_accept(args: argparse.Namespace, home: Home) -> int:
     join_id = resolve_entry(home, args.join, "joins", "entry_id")
-    actions.decide_join(home, join_id, accepted=not args.decline,
-                        over_capacity=args.over_capacity)
+    entry = actions.decide_join(home, join_id, accepted=not args.decline,
+                                over_capacity=args.over_capacity)
     notify_node(home)
     print(f"{'Declined' if args.decline else 'Accepted'} sign-up {fingerprint(join_id)}")
+    circle_id = decode_body(entry.body_bytes)["circle"]
+    detail = queries.get_circle(home.store.conn, circle_id, now_ms=actions.now_ms())
+    for hint in detail.health_hints(actions.now_ms()) if detail else ():
+        print(f"hint: {hint}")
     return EXIT_OK
 
 

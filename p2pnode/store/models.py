@@ -7,7 +7,9 @@ CLI's `--json` and the TUI show the same thing.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from protocol.identity import fingerprint, node_id_text
 
@@ -115,6 +117,45 @@ class CircleDetail:
     ratings: dict[str, float | None]
     feedback_count: int
     feedback: tuple[Feedback, ...] = ()
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for p in self.participants if p.status == "accepted")
+
+    def health_hints(self, now_ms: int) -> tuple[str, ...]:
+        """P2PU's experience in plain words: circles work best with 4-15 participants. Hints
+        only, never a block: few accepted sign-ups close to the start, or more than 15."""
+        s = self.summary
+        if s.status in ("cancelled", "ended"):
+            return ()
+        hints = []
+        accepted = self.accepted
+        if s.status == "upcoming":
+            try:
+                start = dt.datetime.combine(dt.date.fromisoformat(s.start_date),
+                                            dt.time.fromisoformat(s.meeting_time),
+                                            ZoneInfo(s.timezone))
+            except (ValueError, KeyError):
+                start = None
+            if start is not None:
+                days = (start.timestamp() * 1000 - now_ms) / 86_400_000
+                if 0 <= days <= HEALTH_SOON_DAYS and accepted < HEALTH_MIN_PEOPLE:
+                    hints.append(
+                        f"only {accepted} accepted sign-up{'s' if accepted != 1 else ''} with"
+                        f" {max(0, round(days))} day{'s' if round(days) != 1 else ''} to go:"
+                        f" circles work best with {HEALTH_MIN_PEOPLE}-{HEALTH_MAX_PEOPLE}"
+                        " people; invite a few more")
+        if accepted > HEALTH_MAX_PEOPLE:
+            hints.append(f"{accepted} accepted: circles work best with {HEALTH_MIN_PEOPLE}-"
+                         f"{HEALTH_MAX_PEOPLE} people; consider a second circle")
+        return tuple(hints)
+
+
+#: P2PU: learning circles work best with 4-15 participants (hints, never limits).
+HEALTH_MIN_PEOPLE = 4
+HEALTH_MAX_PEOPLE = 15
+#: How close to the start a circle with too few sign-ups is pointed out.
+HEALTH_SOON_DAYS = 3
 
 
 def to_jsonable(value: Any) -> Any:
