@@ -263,7 +263,7 @@ async def role_serve(args: argparse.Namespace) -> None:
     from p2pnode.node import Node
 
     node = Node(args.home, port=0, host="127.0.0.1", mdns=False, control=False,
-                session_limits=_limits(args))
+                session_limits=_limits(args), upload_rate=args.upload_rate)
     async with node:
         print(json.dumps({"port": node.port, "pid": os.getpid()}), flush=True)
         cpu = cpu_seconds()
@@ -331,6 +331,8 @@ async def multi_process(root: Path, holders: list[Path], blob_id: bytes,
     extra += [a for item in args.set for a in ("--set", item)]
     if args.frame_rate:
         extra += ["--frame-rate", str(args.frame_rate)]
+    if getattr(args, "upload_rate", None):  # bench/swarm.py: holders on a slow link
+        extra += ["--upload-rate", str(args.upload_rate)]
     servers = []
     try:
         for home in holders:
@@ -551,6 +553,7 @@ def main() -> None:
     parser.add_argument("--role", choices=["static", "serve", "fetch", "raw-serve", "raw-fetch"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--upload-rate", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--blob", help=argparse.SUPPRESS)

@@ -76,6 +76,7 @@ class Node:
         control: serve the local control API and write `control.json` for CLIs.
         cooperating_responders: skip mDNS name probing (tests only).
         session_limits: keyword overrides for `protocol.session.Session` limits (tests only).
+        upload_rate: serve resources at no more than this many bytes a second (None: no limit).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class Node:
         control: bool = True,
         cooperating_responders: bool = False,
         session_limits: dict[str, Any] | None = None,
+        upload_rate: float | None = None,
     ) -> None:
         self.home_path = Path(home)
         self.requested_port = port
@@ -102,6 +104,7 @@ class Node:
         self.serve_control = control
         self.cooperating_responders = cooperating_responders
         self.session_limits = dict(session_limits or {})
+        self.upload_rate = upload_rate
         self.bus = EventBus()
         self.peers = PeerManager(self)
         self.home: Home | None = None
@@ -150,7 +153,7 @@ class Node:
         log.info("node %s listening on port %s", self.identity.text, self.port)
 
     async def _start_services(self) -> None:
-        self.blobs = BlobService(self, self.home.blobs_path)
+        self.blobs = BlobService(self, self.home.blobs_path, upload_rate=self.upload_rate)
         runner = web.AppRunner(peer_app(self, self.peers), handle_signals=False, access_log=None)
         await runner.setup()
         self._runners.append(runner)

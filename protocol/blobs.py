@@ -359,9 +359,14 @@ class DownloadPlan:
     - Every holder holds the whole blob, so there is no rarest-first: unrequested chunks are
       handed out lowest index first, each to exactly one peer, so peers fetch different chunks.
     - A peer has at most `window` requests outstanding (the caller passes the window).
-    - End-game: when no unrequested chunk is left for a peer, it may duplicate chunks outstanding
-      at other peers (fewest requesters first); the first good copy wins and `chunk_received`
-      names the peers whose duplicates became redundant.
+    - End-game: when no unrequested chunk is left and a peer has nothing outstanding (it is
+      idle), it may duplicate chunks outstanding at other peers: those with the fewest
+      requesters, and of those the ones the others will send last (peers answer in request
+      order, so the tail of a queue is what an idle peer can fetch sooner). The first good copy
+      wins and `chunk_received` names the peers whose duplicates became redundant (the caller
+      cancels them, before they are sent when they were still queued). A peer that still has
+      requests out never duplicates: with equally slow holders, duplicating early would spend
+      their upload on copies (measured: 4 holders at 20 MB/s reached 0.45 of 80 MB/s).
     - A bad chunk (``ok=False``) goes back to the pool, is never asked of that peer again, and
       gives the peer a strike; at `MAX_STRIKES` the peer is dropped and listed in `bad_peers`.
       Strikes survive `remove_peer`/`add_peer`, so reconnecting does not wash them off.
@@ -463,17 +468,24 @@ class DownloadPlan:
             room -= 1
         for index in skipped:
             heapq.heappush(self._heap, index)
-        if room:
+        if room and not peer.outstanding:
             chosen.extend(self._endgame(peer_id, peer, excluded, room))
         return chosen
 
     def _endgame(self, peer_id: PeerId, peer: _Peer, excluded: set[int], room: int) -> list[int]:
+        #: how far back in its requesters' queues each chunk is (the later, the longer it takes)
+        depth: dict[int, int] = {}
+        for other_id, other in self._peers.items():
+            if other_id != peer_id:
+                for position, index in enumerate(other.outstanding):
+                    depth[index] = max(depth.get(index, 0), position)
         candidates = [
             index
             for index, requesters in self._requested_by.items()
             if peer_id not in requesters and index not in excluded
         ]
-        candidates.sort(key=lambda index: (len(self._requested_by[index]), index))
+        candidates.sort(key=lambda index: (len(self._requested_by[index]), -depth.get(index, 0),
+                                           index))
         chosen = candidates[:room]
         for index in chosen:
             self._assign(index, peer_id, peer)

@@ -50,6 +50,7 @@ from p2pnode.blobs.download import (
 from p2pnode.blobs.download import Download
 from p2pnode.blobs.errors import BlobStoreError
 from p2pnode.blobs.peer import BlobPeer
+from p2pnode.blobs.ratelimit import TokenBucket
 from p2pnode.blobs.requests import on_data, on_error
 from p2pnode.blobs.store import BlobStore, ProgressCallback
 from p2pnode.events import EntryArrived, Lagged
@@ -85,9 +86,11 @@ class BlobService:
     Args:
         host: the started node, as `BlobHost` describes it.
         root: the directory of the blob store (the home's `blobs/`).
+        upload_rate: serve at most this many bytes a second to all peers together (None: as
+            fast as they ask).
     """
 
-    def __init__(self, host: BlobHost, root: Path) -> None:
+    def __init__(self, host: BlobHost, root: Path, *, upload_rate: float | None = None) -> None:
         self.host = host
         self.store = BlobStore(root)
         self._pool = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="p2pnode-blobs")
@@ -103,6 +106,8 @@ class BlobService:
         #: (`serving`); `inline_reads` False sends every read to the blob I/O threads
         self.read_gate = serving.read_gate()
         self.inline_reads = True
+        #: paces chunks served when the node has an upload limit
+        self.upload_limit = TokenBucket(upload_rate) if upload_rate else None
         self._spawn(self._watch_entries(), "blobs-watch-entries")
 
     # -- node hooks --------------------------------------------------------------------------

@@ -19,6 +19,8 @@ the event loop or in the service's blob I/O threads (`inline`). Rules it keeps:
   file on a slow disk), the service's reads go to the blob I/O threads for a while
   (`inline.InlineGate`). A chunk that fails verification is answered ``not_found``, and its
   blob leaves the set announced to new sessions.
+- With an upload limit (`BlobService.upload_limit`), each chunk waits its turn in the node's
+  one token bucket before it is sent (`ratelimit`); manifests are not paced.
 - What we cannot serve is answered with ``blob_error`` (``not_found`` or ``bad_request``), never
   by dropping the session.
 """
@@ -124,6 +126,8 @@ async def serve(service: BlobService, peer: BlobPeer) -> None:
                 pieces = await future
                 start = 0
                 total = sum(len(piece) for piece in pieces)
+                if service.upload_limit is not None:
+                    await service.upload_limit.take(total)
             if not await _send_pieces(peer, req_id, start, total, pieces):
                 return
             if get.part == "chunk" and not peer.current_cancelled:

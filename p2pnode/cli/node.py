@@ -41,6 +41,17 @@ def _port(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float:
+    """argparse type for --upload-limit: megabytes a second, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MB/s: {text!r}") from None
+    if not 0 < value <= 100_000:
+        raise argparse.ArgumentTypeError(f"an upload limit is more than 0 MB/s, not {text}")
+    return value
+
+
 def _peer_address(text: str) -> str:
     """argparse type for --peer: HOST:PORT (or [IPv6]:PORT)."""
     from p2pnode.net.server import split_host_port
@@ -81,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         interface=args.interface,
         network_key=network_key,
         cooperating_responders=args.fast_mdns,
+        upload_rate=args.upload_limit * 1e6 if args.upload_limit else None,
     )
 
     async def serve() -> None:
@@ -362,6 +374,9 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
     p.add_argument("--interface", metavar="NAME|ADDR", help="confine mDNS to one interface")
     p.add_argument("--network-key", type=Path, metavar="FILE",
                    help="private network key (32 bytes or 64 hex digits); default: open network")
+    p.add_argument("--upload-limit", type=_rate, metavar="MB/S",
+                   help="serve resources to peers at no more than this many megabytes a second"
+                        " (keeps a shared Wi-Fi usable); default: no limit")
     p.add_argument("--fast-mdns", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(needs_home=False)
 

@@ -383,24 +383,38 @@ def test_strikes_survive_reconnect() -> None:
 
 
 def test_endgame_duplicates_outstanding_chunks() -> None:
-    """With nothing unrequested left, a peer duplicates another's requests; first copy wins."""
+    """With nothing unrequested left, an idle peer duplicates what another will send last;
+    the first copy wins and the other's request becomes redundant."""
     plan = plan_for(3)
     plan.add_peer("slow")
     plan.add_peer("fast")
     assert plan.next_requests("slow", 3) == [0, 1, 2]
     assert plan.in_endgame
-    assert plan.next_requests("fast", 2) == [0, 1]
-    redundant = plan.chunk_received("fast", 0, ok=True)
+    assert plan.next_requests("fast", 2) == [2, 1]  # the tail of slow's queue
+    redundant = plan.chunk_received("fast", 2, ok=True)
     assert redundant == ["slow"]
-    assert plan.outstanding("slow") == [1, 2]
+    assert plan.outstanding("slow") == [0, 1]
     # the late duplicate is ignored and not counted
-    assert plan.chunk_received("slow", 0, ok=True) == []
+    assert plan.chunk_received("slow", 2, ok=True) == []
     assert plan.served_by == {"slow": 0, "fast": 1}
-    assert plan.next_requests("fast", 2) == [2]
-    for index in (1, 2):
-        plan.chunk_received("fast", index, ok=True)
+    assert plan.next_requests("fast", 2) == []  # still busy with 1: no more duplicates
+    plan.chunk_received("fast", 1, ok=True)
+    assert plan.next_requests("fast", 2) == [0]
+    plan.chunk_received("slow", 0, ok=True)
     assert plan.complete
-    assert plan.outstanding("slow") == []
+    assert plan.outstanding("fast") == []
+
+
+def test_a_busy_peer_never_duplicates() -> None:
+    """Equally slow holders each keep to their own chunks until they run dry: no copies are
+    asked for while a peer still has requests of its own out."""
+    plan = plan_for(8)
+    for peer in ("a", "b"):
+        plan.add_peer(peer)
+    assert plan.next_requests("a", 4) == [0, 1, 2, 3]
+    assert plan.next_requests("b", 4) == [4, 5, 6, 7]
+    plan.chunk_received("a", 0, ok=True)
+    assert plan.next_requests("a", 4) == []  # in the end-game, but a still has 1, 2, 3 out
 
 
 def test_remove_peer_returns_its_outstanding_chunks() -> None:
