@@ -28,7 +28,7 @@ from typing import Any
 from p2pnode.errors import StorageError
 from p2pnode.store import derive
 from p2pnode.store.schema import DDL, SCHEMA_VERSION
-from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
+from protocol.entry import Entry, create_entry, decode_body, stored_entry
 from protocol.errors import ProtocolError
 from protocol.feed import FeedHead, Verdict, authenticate_run, classify
 from protocol.identity import Identity, fingerprint
@@ -177,7 +177,7 @@ class Store:
     def get_entry(self, entry_id: bytes) -> Entry | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT header, signature, body FROM entries WHERE id = ?", (entry_id,)
+                "SELECT header, signature, body, id FROM entries WHERE id = ?", (entry_id,)
             ).fetchone()
         return _entry_from_row(row) if row else None
 
@@ -187,7 +187,7 @@ class Store:
         """One author's entries from `from_seq` on, in seq order."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT header, signature, body FROM entries WHERE author = ? AND seq >= ?"
+                "SELECT header, signature, body, id FROM entries WHERE author = ? AND seq >= ?"
                 " ORDER BY seq LIMIT ?",
                 (author, from_seq, -1 if limit is None else limit),
             ).fetchall()
@@ -199,7 +199,7 @@ class Store:
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    "SELECT author, seq, header, signature, body FROM entries"
+                    "SELECT author, seq, header, signature, body, id FROM entries"
                     " WHERE (author, seq) > (?, ?) ORDER BY author, seq LIMIT ?",
                     (*last, page),
                 ).fetchall()
@@ -530,7 +530,8 @@ class Store:
 
 
 def _entry_from_row(row: Sequence[Any]) -> Entry:
-    return entry_from_parts([row[0], row[1], row[2]])
+    """(header, signature, body, id) as stored: checked when it arrived, not again."""
+    return stored_entry(row[0], row[1], row[2], row[3])
 
 
 def _cutoff_date(now_ms: int) -> str:
