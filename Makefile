@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/convergence.py
+	$(BIN)/python bench/queries.py
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/idle.py

@@ -1,6 +1,9 @@
 """Convergence: 30 nodes in one process on loopback, a random graph of degree 3, one circle
 announced; how long until all 30 hold it (median of 10 announcements).
 
+Every node starts with the same pre-filled store (`--prefill`, 50 000 entries of the realistic
+mix of `workload.py` by default), so each hop ingests into derived tables of real size.
+
 Baseline, measured in the same run: as many sequential loopback WebSocket round trips as the
 graph's hop distance from the announcer to the farthest node (the least a flood could take).
 Target: under 100 ms for 30 nodes. mDNS is off; everything stays on 127.0.0.1.
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import datetime as dt
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -20,12 +24,18 @@ from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from workload import make_feeds, write_export
 
+from p2pnode import config
 from p2pnode.events import EntryArrived
+from p2pnode.home import Home
 from p2pnode.node import Node
+from p2pnode.store.database import Store
+from p2pnode.store.exchange import import_entries
 
 
 def random_regular_edges(n: int, degree: int, rng: random.Random) -> set[tuple[int, int]]:
@@ -93,10 +103,28 @@ CIRCLE = {
 }
 
 
-async def run(n: int, degree: int, rounds: int) -> None:
+def prefill_homes(root: Path, n: int, entries: int) -> None:
+    """Homes n0..n{n-1} with their own keys and a copy of one store holding `entries`."""
+    template = root / "template.sqlite3"
+    if entries:
+        export = root / "prefill.p2p"
+        write_export(make_feeds(100, entries), export)
+        with Store(template) as store:
+            report = import_entries(store, export, now_ms=int(time.time() * 1000))
+        assert report.rejected == 0, report.reasons[:3]
+    for i in range(n):
+        home = root / f"n{i}"
+        Home.create(home).close()
+        if entries:
+            (home / config.DATABASE_FILE).unlink()
+            shutil.copyfile(template, home / config.DATABASE_FILE)
+
+
+async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
     rng = random.Random(7)
     edges = random_regular_edges(n, degree, rng)
     with tempfile.TemporaryDirectory() as tmp:
+        prefill_homes(Path(tmp), n, prefill)
         nodes = [Node(Path(tmp) / f"n{i}", port=0, host="127.0.0.1", mdns=False, control=False)
                  for i in range(n)]
         for node in nodes:
@@ -143,7 +171,8 @@ async def run(n: int, degree: int, rounds: int) -> None:
     rtt = await loopback_rtt()
     median = statistics.median(results)
     baseline = hops * rtt
-    print(f"graph: {n} nodes, {len(edges)} edges (degree ~{degree}), {hops} hops from node 0")
+    print(f"graph: {n} nodes, {len(edges)} edges (degree ~{degree}), {hops} hops from node 0;"
+          f" each store pre-filled with {prefill} entries")
     print(f"loopback WebSocket round trip:   {rtt * 1000:.3f} ms (median of 200)")
     print(f"baseline: {hops} sequential round trips = {baseline * 1000:.2f} ms")
     print(f"convergence, median of {rounds}:     {median * 1000:.1f} ms "
@@ -157,8 +186,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=30)
     parser.add_argument("--degree", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--prefill", type=int, default=50_000,
+                        help="entries of the realistic mix in every store before the start")
     args = parser.parse_args()
-    asyncio.run(run(args.nodes, args.degree, args.rounds))
+    asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill))
 
 
 if __name__ == "__main__":

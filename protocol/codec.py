@@ -96,22 +96,30 @@ def check_depth(obj: Any, what: str, max_depth: int) -> None:
 
     (msgpack itself only encodes integers in the signed/unsigned 64-bit range.)
     """
-    if type(obj) is list and not any(type(item) in _CONTAINERS for item in obj):
-        return  # flat arrays (headers, most frame fields): nothing nested to check
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, list):
-            if depth > max_depth:
-                raise MalformedError(f"nested deeper than {max_depth}", what)
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, dict):
-            if depth > max_depth:
-                raise MalformedError(f"nested deeper than {max_depth}", what)
-            for key, value in item.items():
-                if not isinstance(key, str):
-                    raise MalformedError("map keys must be strings", what)
-                stack.append((value, depth + 1))
+    if type(obj) is list:
+        for item in obj:
+            if type(item) in _CONTAINERS:
+                break
+        else:
+            return  # flat arrays (headers, most frame fields): nothing nested to check
+    if type(obj) in _CONTAINERS:
+        _check_nested(obj, what, max_depth, 1)
+
+
+def _check_nested(obj: list | dict, what: str, max_depth: int, depth: int) -> None:
+    # Recursion is bounded by max_depth: deeper containers raise before they are entered.
+    if depth > max_depth:
+        raise MalformedError(f"nested deeper than {max_depth}", what)
+    if type(obj) is dict:
+        for key, value in obj.items():
+            if type(key) is not str:
+                raise MalformedError("map keys must be strings", what)
+            if type(value) in _CONTAINERS:
+                _check_nested(value, what, max_depth, depth + 1)
+    else:
+        for value in obj:
+            if type(value) in _CONTAINERS:
+                _check_nested(value, what, max_depth, depth + 1)
 
 
 def pack(obj: Any) -> bytes:

@@ -17,6 +17,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from .codec import pack, unpack_strict
 from .errors import MalformedError, SignatureError
 from .identity import NODE_ID_SIZE, SIGNATURE_SIZE, Identity, verify_signature
@@ -182,6 +184,19 @@ def entry_from_parts(parts: Any) -> Entry:
         if hashlib.sha256(body_bytes).digest() != header.body_hash:
             raise MalformedError("does not hash to header.body_hash", "body")
     return Entry(header, header_bytes, signature, body_bytes, entry_id(header_bytes, signature))
+
+
+def stored_entry(
+    header_bytes: bytes, signature: bytes, body_bytes: bytes | None, entry_id: bytes
+) -> Entry:
+    """Rebuild an entry that this node decoded, checked and stored earlier, from those bytes.
+
+    Skips what `entry_from_parts` checked when the entry first arrived (shape, canonical
+    encoding, body hash, id): the bytes are the same, and every receiver checks them again.
+    Only for bytes from our own database, never for bytes from elsewhere.
+    """
+    fields = msgpack.unpackb(header_bytes, raw=False)
+    return Entry(Header(*fields[1:]), header_bytes, signature, body_bytes, entry_id)
 
 
 def decode_entry(wire: bytes) -> Entry:

@@ -6,8 +6,10 @@ Tasks, all owned by `PeerConnection.run` and cancelled with it:
   were encrypted; callers wait (`_room`) when the queue is full: that is our flow control;
 - ticker: the session's keep-alive and timeouts (`get_timer` / `handle_timer`);
 - sender: catch-up and live push of entries the peer lacks (see `protocol.replication`);
-- ingester: received entry batches into the store, one at a time, off the event loop; the
-  reader waits when two batches are queued, so a fast peer is slowed to our verify speed.
+- ingester: received entry batches into the store, off the event loop; the frames that queued
+  while one transaction committed go into the next one together (one commit, one fsync, for
+  all of them); the reader waits when `_INGEST_QUEUE_BATCHES` frames are queued, so a fast peer
+  is slowed to our ingest speed.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 
 _OUT_QUEUE_MESSAGES = 32
 _CREDIT_WAIT = 0.01
-_INGEST_QUEUE_BATCHES = 2
+_INGEST_QUEUE_BATCHES = 16
+_INGEST_MAX_ENTRIES = 4096
 _SEND_BATCH_ENTRIES = fr.MAX_ENTRIES
 _FRAME_BUDGET = fr.MAX_FRAME_SIZE - 64
 
@@ -326,7 +329,9 @@ class PeerConnection:
 
     async def _ingester(self) -> None:
         while True:
-            entries = await self._ingest.get()
+            entries = tuple(await self._ingest.get())
+            while not self._ingest.empty() and len(entries) < _INGEST_MAX_ENTRIES:
+                entries += self._ingest.get_nowait()
             report = await self.host.ingest_from_peer(entries)
             if report.accepted:
                 self.manager.reward(self)

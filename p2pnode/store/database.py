@@ -28,7 +28,7 @@ from typing import Any
 from p2pnode.errors import DamagedDatabase, StorageError
 from p2pnode.store import derive
 from p2pnode.store.schema import DDL, SCHEMA_VERSION
-from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
+from protocol.entry import Entry, create_entry, decode_body, stored_entry
 from protocol.errors import ProtocolError
 from protocol.feed import FeedHead, Verdict, authenticate_run, classify
 from protocol.identity import Identity, fingerprint
@@ -188,7 +188,7 @@ class Store:
     def get_entry(self, entry_id: bytes) -> Entry | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT header, signature, body FROM entries WHERE id = ?", (entry_id,)
+                "SELECT header, signature, body, id FROM entries WHERE id = ?", (entry_id,)
             ).fetchone()
         return _entry_from_row(row) if row else None
 
@@ -198,7 +198,7 @@ class Store:
         """One author's entries from `from_seq` on, in seq order."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT header, signature, body FROM entries WHERE author = ? AND seq >= ?"
+                "SELECT header, signature, body, id FROM entries WHERE author = ? AND seq >= ?"
                 " ORDER BY seq LIMIT ?",
                 (author, from_seq, -1 if limit is None else limit),
             ).fetchall()
@@ -210,7 +210,7 @@ class Store:
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    "SELECT author, seq, header, signature, body FROM entries"
+                    "SELECT author, seq, header, signature, body, id FROM entries"
                     " WHERE (author, seq) > (?, ?) ORDER BY author, seq LIMIT ?",
                     (*last, page),
                 ).fetchall()
@@ -222,8 +222,8 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[set[bytes]]:
-        """One write transaction under the write lock; yields the set of circles to rebuild.
+    def _transaction(self, what: str) -> Iterator[derive.Writes]:
+        """One write transaction under the write lock; yields its buffered writes.
 
         Everything in it commits together, durably, or nothing does.
         """
@@ -231,10 +231,9 @@ class Store:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    dirty: set[bytes] = set()
-                    yield dirty
-                    for circle_id in dirty:
-                        derive.refresh_circle(self._conn, circle_id)
+                    out = derive.Writes(self._conn)
+                    yield out
+                    out.finish()
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -253,7 +252,7 @@ class Store:
         """
         validate_record(kind, body)
         validate_authored(kind, body, identity.node_id)
-        with self._transaction("write the entry") as dirty:
+        with self._transaction("write the entry") as out:
             row = self._conn.execute(
                 "SELECT seq, head FROM feeds WHERE author = ?", (identity.node_id,)
             ).fetchone()
@@ -261,7 +260,7 @@ class Store:
             entry = create_entry(
                 identity, seq=seq, prev=prev, timestamp_ms=now_ms, kind=kind, body=body
             )
-            self._insert(entry, body, dirty)
+            self._insert(entry, body, out)
         return entry
 
     def ingest(self, entries: Iterable[Entry], *, now_ms: int) -> IngestReport:
@@ -279,11 +278,11 @@ class Store:
             return report
         # The duplicate check runs inside the write transaction: another process on this home
         # (a CLI import) may have stored some of these entries a moment ago.
-        with self._transaction("store received entries") as dirty:
+        with self._transaction("store received entries") as out:
             held = self._held_ids([e.id for e in batch])
             if held:
                 self._fill_bodies([e for e in batch if e.id in held and e.body_bytes],
-                                  now_ms, report, dirty)
+                                  now_ms, report, out)
             by_author: dict[bytes, dict[int, Entry]] = {}
             rivals: list[Entry] = []
             seen: set[bytes] = set()
@@ -300,13 +299,15 @@ class Store:
                     continue
                 run[entry.header.seq] = entry
             for author, run in by_author.items():
-                self._ingest_run(author, [run[seq] for seq in sorted(run)], now_ms, report, dirty)
+                self._ingest_run(author, [run[seq] for seq in sorted(run)], now_ms, report, out)
+            if rivals:
+                out.flush()  # a rival's seq may have been taken by this very batch
             for rival in rivals:
-                self._take_rival(rival, report)
+                self._take_rival(rival, report, out)
         return report
 
     def _fill_bodies(self, entries: list[Entry], now_ms: int, report: IngestReport,
-                     dirty: set[bytes]) -> None:
+                     out: derive.Writes) -> None:
         """Held entries that arrived body-less get their body when it comes (a relay may have
         stripped it); bodies dropped on purpose (deleted, expired) never come back."""
         for entry in entries:
@@ -323,14 +324,14 @@ class Store:
             except ProtocolError:
                 report.invalid += 1
                 continue
-            if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms):
+            if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms, out):
                 continue
             self._conn.execute("UPDATE entries SET body = ? WHERE id = ?",
                                (entry.body_bytes, entry.id))
-            derive.apply_entry(self._conn, entry, body, dirty)
+            derive.apply_entry(out, entry, body)
             report.bodies_filled += 1
 
-    def _take_rival(self, rival: Entry, report: IngestReport) -> None:
+    def _take_rival(self, rival: Entry, report: IngestReport, out: derive.Writes) -> None:
         """A second entry for a seq in the same batch: fork proof if authentic and the seq held."""
         held = self._conn.execute(
             "SELECT 1 FROM entries WHERE author = ? AND seq = ?",
@@ -340,7 +341,7 @@ class Store:
             report.bad_signatures += 1
             self._reject(report, rival, "signature does not verify")
         elif held:
-            self._record_fork(rival, report)
+            self._record_fork(rival, report, out)
         else:
             self._reject(report, rival, "another entry for this seq came first")
 
@@ -350,7 +351,7 @@ class Store:
         run: Sequence[Entry],
         now_ms: int,
         report: IngestReport,
-        dirty: set[bytes],
+        out: derive.Writes,
     ) -> None:
         row = self._conn.execute(
             "SELECT seq, head FROM feeds WHERE author = ?", (author,)
@@ -364,12 +365,12 @@ class Store:
                 report.bad_signatures += 1
                 self._reject(report, entry, "signature does not verify")
                 continue
-            self._record_fork(entry, report)
+            self._record_fork(entry, report, out)
         if not new:
             return
         flags = authenticate_run(new)
         for index, (entry, authentic) in enumerate(zip(new, flags, strict=True)):
-            refusal = self._take_one(entry, authentic, head, now_ms, report, dirty)
+            refusal = self._take_one(entry, authentic, head, now_ms, report, out)
             if refusal is not None:
                 for later in new[index + 1 :]:
                     self._reject(report, later, f"cannot link: an earlier entry {refusal}")
@@ -383,7 +384,7 @@ class Store:
         head: FeedHead | None,
         now_ms: int,
         report: IngestReport,
-        dirty: set[bytes],
+        out: derive.Writes,
     ) -> str | None:
         """Store one authenticated-or-not next entry; return why the run stops, or None."""
         author, seq = entry.header.author, entry.header.seq
@@ -404,7 +405,7 @@ class Store:
             return "was refused"
         if verdict is Verdict.FORK:
             report.blocked.setdefault(author, seq)
-            self._record_fork(entry, report)
+            self._record_fork(entry, report, out)
             return "was refused"
         body = None
         if entry.body_bytes is not None:
@@ -417,33 +418,30 @@ class Store:
                 report.blocked.setdefault(author, seq)
                 self._reject(report, entry, str(exc))
                 return "was refused"
-            if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms):
+            if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms, out):
                 entry, body = entry.without_body(), None
-                self._insert(entry, None, dirty, dropped=True)
+                self._insert(entry, None, out, dropped=True)
                 report.accepted.append(entry)
                 return None
-        self._insert(entry, body, dirty)
+        self._insert(entry, body, out)
         report.accepted.append(entry)
         return None
 
-    def _insert(self, entry: Entry, body: dict[str, Any] | None, dirty: set[bytes], *,
+    def _insert(self, entry: Entry, body: dict[str, Any] | None, out: derive.Writes, *,
                 dropped: bool = False) -> None:
         h = entry.header
-        self._conn.execute(
+        out.add(
             "INSERT INTO entries (id, author, seq, kind, timestamp_ms, header, signature, body,"
             " dropped) VALUES (?,?,?,?,?,?,?,?,?)",
             (entry.id, h.author, h.seq, h.kind, h.timestamp_ms, entry.header_bytes,
              entry.signature, entry.body_bytes, int(dropped)),
         )
-        self._conn.execute(
-            "INSERT INTO feeds (author, seq, head) VALUES (?,?,?)"
-            " ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, head = excluded.head",
-            (h.author, h.seq, entry.id),
-        )
+        out.set_head(h.author, h.seq, entry.id)
         if body is not None:
-            derive.apply_entry(self._conn, entry, body, dirty)
+            derive.apply_entry(out, entry, body)
 
-    def _record_fork(self, entry: Entry, report: IngestReport) -> None:
+    def _record_fork(self, entry: Entry, report: IngestReport, out: derive.Writes) -> None:
+        out.flush()  # the proof may be an entry of this very batch
         h = entry.header
         row = self._conn.execute(
             "SELECT header, signature FROM entries WHERE author = ? AND seq = ?",
@@ -482,11 +480,12 @@ class Store:
             held.update(r[0] for r in rows)
         return held
 
-    def _circle_expired(self, body: dict[str, Any], now_ms: int) -> bool:
-        row = self._conn.execute(
-            "SELECT end_date FROM circles WHERE id = ?", (body.get("circle"),)
-        ).fetchone()
-        return row is not None and row[0] < _cutoff_date(now_ms)
+    def _circle_expired(self, body: dict[str, Any], now_ms: int, out: derive.Writes) -> bool:
+        # circles rows change only when the transaction ends: one read per transaction
+        if out.expired is None:
+            out.expired = {row[0] for row in self._conn.execute(
+                "SELECT id FROM circles WHERE end_date < ?", (_cutoff_date(now_ms),))}
+        return body.get("circle") in out.expired
 
     # -- retention -------------------------------------------------------------------------
     def prune_expired(self, *, now_ms: int) -> int:
@@ -542,7 +541,8 @@ class Store:
 
 
 def _entry_from_row(row: Sequence[Any]) -> Entry:
-    return entry_from_parts([row[0], row[1], row[2]])
+    """(header, signature, body, id) as stored: checked when it arrived, not again."""
+    return stored_entry(row[0], row[1], row[2], row[3])
 
 
 def _cutoff_date(now_ms: int) -> str:

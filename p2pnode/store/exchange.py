@@ -4,8 +4,9 @@ File format: a stream of msgpack objects — first the map
 ``{"format": "p2pnode-export", "version": 1}``, then each entry in its wire form
 ``[header_bytes, signature, body_bytes or nil]``, author by author in seq order.
 
-Import reads the stream object by object (memory stays bounded by `_BATCH` entries) and feeds
-batches through `Store.ingest`: the same decoding, chain authentication and validation as entries
+Import reads the stream object by object in a thread that decodes up to `_READ_AHEAD` batches of
+`_BATCH` entries ahead (memory stays bounded by those), while the caller feeds batches through
+`Store.ingest`: the same decoding, chain authentication and validation as entries
 from the wire, so a file with a tampered byte imports nothing false, and one bad entry does not
 spoil the entries of other authors. Export writes to a temporary file and renames it into place:
 an interrupted export leaves nothing half-written.
@@ -14,10 +15,13 @@ an interrupted export leaves nothing half-written.
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -31,6 +35,10 @@ from protocol.errors import MalformedError, ProtocolError
 FORMAT = "p2pnode-export"
 VERSION = 1
 _BATCH = 2000
+#: batches decoded ahead of the one being stored (memory stays bounded by a few batches)
+_READ_AHEAD = 2
+_HANDOFF_POLL = 0.1
+T = TypeVar("T")
 _MAX_REASONS = 50
 
 
@@ -112,39 +120,92 @@ def import_entries(
         if first.get("version") != VERSION:
             raise InvalidInput(f"{path} is export version {first.get('version')!r}; "
                                f"this node reads version {VERSION}")
-        batch: list[Entry] = []
-        position = 0
-        while True:
-            try:
-                obj = next(unpacker)
-            except StopIteration:
-                # msgpack stops quietly at the end of the data, even in the middle of an object
-                leftover = os.fstat(handle.fileno()).st_size - unpacker.tell()
-                if leftover > 0:
-                    report.truncated = (
-                        f"the file is truncated after entry {position}: it ends with"
-                        f" {leftover} bytes of an incomplete entry"
-                    )
-                break
-            except (ValueError, TypeError, msgpack.UnpackException, MalformedError) as exc:
-                report.truncated = (
-                    f"the file is damaged after entry {position}; the rest cannot be read"
-                    f" ({type(exc).__name__})"
-                )
-                break
-            position += 1
-            try:
-                check_depth(obj, "entry", 2)
-                batch.append(entry_from_parts(obj))
-            except ProtocolError as exc:
-                report.note(f"entry {position}: {exc}")
-                continue
-            if len(batch) >= _BATCH:
+        for notes, batch, broken in _in_background(_read_batches(unpacker, handle)):
+            for note in notes:
+                report.note(note)
+            if broken is not None:
+                report.truncated = broken
+            if batch:
                 _ingest_batch(store, batch, now_ms, report, on_batch)
-                batch = []
-        if batch:
-            _ingest_batch(store, batch, now_ms, report, on_batch)
     return report
+
+
+def _read_batches(
+    unpacker: msgpack.Unpacker, handle: Any
+) -> Iterator[tuple[list[str], list[Entry], str | None]]:
+    """(notes on entries that did not decode, the next batch of decoded entries, why the rest
+    of the file cannot be read or None), up to `_BATCH` entries at a time."""
+    notes: list[str] = []
+    batch: list[Entry] = []
+    position = 0
+    while True:
+        try:
+            obj = next(unpacker)
+        except StopIteration:
+            # msgpack stops quietly at the end of the data, even in the middle of an object
+            leftover = os.fstat(handle.fileno()).st_size - unpacker.tell()
+            broken = None
+            if leftover > 0:
+                broken = (f"the file is truncated after entry {position}: it ends with"
+                          f" {leftover} bytes of an incomplete entry")
+            yield notes, batch, broken
+            return
+        except (ValueError, TypeError, msgpack.UnpackException, MalformedError) as exc:
+            yield notes, batch, (f"the file is damaged after entry {position}; the rest cannot"
+                                 f" be read ({type(exc).__name__})")
+            return
+        position += 1
+        try:
+            check_depth(obj, "entry", 2)
+            batch.append(entry_from_parts(obj))
+        except ProtocolError as exc:
+            notes.append(f"entry {position}: {exc}")
+            continue
+        if len(batch) >= _BATCH:
+            yield notes, batch, None
+            notes, batch = [], []
+
+
+def _in_background(items: Iterator[T]) -> Iterator[T]:
+    """`items`, produced by a thread up to `_READ_AHEAD` ahead of the consumer: reading and
+    decoding the next batch overlaps storing this one (SQLite releases the GIL as it works).
+    The thread is stopped and joined when the consumer stops, however it stops."""
+    handoff: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(_READ_AHEAD)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=_HANDOFF_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((end, exc))
+            return
+        put((end, None))
+
+    thread = threading.Thread(target=produce, name="p2pnode-import-read")
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _ingest_batch(store, batch, now_ms, report, on_batch) -> None:
