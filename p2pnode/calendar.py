@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,3 +46,16 @@ def circle_calendar(circle_id: bytes, state: dict[str, Any], *, cancelled: bool)
         cal.add_component(event)
     cal.add_missing_timezones()
     return cal.to_ical()
+
+
+def local_timezone() -> str:
+    """This machine's IANA zone name ($TZ or /etc/localtime), or UTC when it cannot be told."""
+    if os.environ.get("TZ") and "/" in os.environ["TZ"]:
+        return os.environ["TZ"].lstrip(":")
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    return "UTC"

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from p2pnode import actions
 from p2pnode.calendar import circle_calendar
+from p2pnode.calendar import local_timezone as _local_timezone
 from p2pnode.cli.common import EXIT_OK, notify_node, print_json, resolve_circle, write_file
 from p2pnode.errors import InvalidInput, NotFound
 from p2pnode.home import Home
@@ -22,19 +22,6 @@ from p2pnode.store import queries
 from p2pnode.store.models import CircleDetail, CircleSummary
 from protocol.identity import fingerprint, node_id_text, parse_id
 from protocol.records import meeting_dates
-
-
-def _local_timezone() -> str:
-    """The machine's IANA zone name, or UTC when it cannot be told."""
-    if os.environ.get("TZ") and "/" in os.environ["TZ"]:
-        return os.environ["TZ"].lstrip(":")
-    try:
-        target = os.readlink("/etc/localtime")
-        if "zoneinfo/" in target:
-            return target.split("zoneinfo/", 1)[1]
-    except OSError:
-        pass
-    return "UTC"
 
 
 def _circle_record(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]:
