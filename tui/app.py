@@ -113,13 +113,13 @@ class P2PApp(App[None]):
             text = "\n".join(f"• {n.text}" for n in shown)
             if more:
                 text += f"\n…and {more} more (press n)"
-            self.notify(text, title="While you were away", timeout=20)
+            self.notify(text, title="While you were away", timeout=20, markup=False)
         else:
             for notice in message.notices:
                 severity = "warning" if notice.kind in ("cancelled", "rescheduled") \
                     else "information"
                 self.notify(notice.text, title=notice.kind.capitalize(), severity=severity,
-                            timeout=15)
+                            timeout=15, markup=False)
 
     @work(group="arrivals", exit_on_error=False)
     async def announce_arrival(self, circle_id: bytes) -> None:
@@ -130,7 +130,8 @@ class P2PApp(App[None]):
 
     @on(CircleAnnounced)
     def _circle_announced(self, message: CircleAnnounced) -> None:
-        self.notify(f"{message.name}\nby {message.who}", title="New circle", timeout=8)
+        self.notify(f"{message.name}\nby {message.who}", title="New circle", timeout=8,
+                    markup=False)
 
     @work(exclusive=True, group="status", exit_on_error=False)
     async def refresh_status(self) -> None:
@@ -207,7 +208,8 @@ class P2PApp(App[None]):
         def added(address: str | None) -> None:
             if address:
                 self.node.add_peer(address)
-                self.notify(f"Dialling {address}; it stays on the list while the app runs.")
+                self.notify(f"Dialling {address}; it stays on the list while the app runs.",
+                            markup=False)
                 self.refresh_status()
 
         self.push_screen(AddPeerForm(), added)

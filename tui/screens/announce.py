@@ -86,7 +86,8 @@ class AnnounceScreen(NodeScreen):
     @work(exclusive=True, group="publish", exit_on_error=False)
     async def publish(self, record: dict[str, Any]) -> None:
         entry = await self.node.perform(actions.announce_circle, record)
-        self.notify(f"Announced “{record['name']}”. Peers will see it as they sync.")
+        self.notify(f"Announced “{record['name']}”. Peers will see it as they sync.",
+                    markup=False)
         self.p2p.replace_with_circle(entry.id)
 
     @work(exclusive=True, group="publish", exit_on_error=False)

@@ -44,7 +44,8 @@ def report_worker_failure(event: Worker.StateChanged, notify) -> None:
         log.info("%s failed: %s", event.worker.name, error)
     else:
         log.error("%s failed", event.worker.name, exc_info=error)
-    notify(plain_error(error), title="Could not do that", severity="error", timeout=8)
+    notify(plain_error(error), title="Could not do that", severity="error", timeout=8,
+           markup=False)
 
 
 class NodeScreen(Screen):

@@ -13,6 +13,7 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -42,7 +43,7 @@ def empty_state(status: dict[str, Any] | None, query: CircleQuery) -> str:
         lines.append("mDNS is off: peers on this network will not be found by themselves.")
     manual = status.get("manual_peers") or []
     if manual:
-        lines.append("Also dialling: " + ", ".join(manual) + ".")
+        lines.append("Also dialling: " + escape(", ".join(manual)) + ".")
     peers = status.get("peers_connected", 0)
     lines.append(f"Connected to {peers} peer{'s' if peers != 1 else ''}"
                  + (": circles appear here as they arrive." if peers else "."))

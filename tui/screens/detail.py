@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Markdown, Static
 
@@ -107,7 +108,8 @@ class DetailScreen(NodeScreen):
         status = s.status.upper() if s.status == "cancelled" else s.status
         badge = {"facilitating": " · you facilitate it", "joined": " · you signed up"}.get(
             self.role or "", "")
-        self.query_one("#title", Static).update(f"[b]{s.name}[/b]  [{status}]{badge}")
+        self.query_one("#title", Static).update(
+            f"[b]{escape(s.name)}[/b]  \\[{status}]{badge}")
         self.query_one("#facts", Static).update(self._facts(d))
         self.query_one("#description", Markdown).update(d.description)
         self._show_meetings(d)
@@ -132,6 +134,7 @@ class DetailScreen(NodeScreen):
                                                       "country") if venue.get(k))
         if venue.get("details"):
             place += f"\n           {venue['details']}"
+        course, place = escape(course), escape(place)
         lines = [
             f"[b]Course[/b]     {course}",
             f"[b]Where[/b]      {place}",
@@ -139,16 +142,17 @@ class DetailScreen(NodeScreen):
             f" min, {s.start_date} to {s.end_date}",
             f"[b]Language[/b]   {s.language}   [b]Seats[/b] {fmt.seats(s)}"
             f"{'' if s.signup_limit else ' (no limit)'}",
-            "[b]Facilitators[/b] " + ", ".join(fmt.person(p) for p in s.facilitators),
+            "[b]Facilitators[/b] " + escape(", ".join(fmt.person(p) for p in s.facilitators)),
         ]
         if s.topics:
-            lines.append("[b]Topics[/b]     " + ", ".join(s.topics))
+            lines.append("[b]Topics[/b]     " + escape(", ".join(s.topics)))
         if s.status == "cancelled":
-            lines.append(f"[b red]Cancelled[/b red]: {d.cancel_reason or 'no reason given'}")
+            reason = escape(d.cancel_reason or "no reason given")
+            lines.append(f"[b red]Cancelled[/b red]: {reason}")
         if d.rescheduled:
             lines.append("[i]The schedule has changed since the circle was announced.[/i]")
         if d.signup_question:
-            lines.append(f"[b]Sign-up question[/b] {d.signup_question}")
+            lines.append(f"[b]Sign-up question[/b] {escape(d.signup_question)}")
         return "\n".join(lines)
 
     def _show_meetings(self, d: CircleDetail) -> None:
@@ -177,7 +181,7 @@ class DetailScreen(NodeScreen):
         if self.role == "facilitating" and d.participants:
             names = [f"{p.display_name} ({fingerprint(p.person.node_id)}, {p.status})"
                      for p in d.participants]
-            line += "\n  " + "\n  ".join(names)
+            line += "\n  " + escape("\n  ".join(names))
         return line
 
     def _extras(self, d: CircleDetail) -> str:
@@ -189,7 +193,8 @@ class DetailScreen(NodeScreen):
             lines.append("[b]Resources[/b]")
             for res in d.resources:
                 held = "here" if res.held else "on peers"
-                lines.append(f"  {res.title} ({res.media_type}, {res.size:,} bytes, {held})")
+                lines.append(escape(f"  {res.title} ({res.media_type}, {res.size:,} bytes,"
+                                    f" {held})"))
         else:
             lines.append("[b]Resources[/b]  none shared yet")
         return "\n".join(lines)

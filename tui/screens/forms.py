@@ -293,5 +293,5 @@ class CalendarForm(Dialog):
     async def write(self, path: Path) -> None:
         data = await self.node.perform(actions.circle_calendar_file, self.detail.summary.id)
         await asyncio.to_thread(write_file_atomically, path, data)
-        self.notify(f"Calendar written to {path}", timeout=10)
+        self.notify(f"Calendar written to {path}", timeout=10, markup=False)
         self.dismiss(path)

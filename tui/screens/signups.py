@@ -86,5 +86,5 @@ class SignupsScreen(NodeScreen):
     @work(exclusive=True, group="decide", exit_on_error=False)
     async def decide(self, join_id: bytes, accepted: bool, name: str) -> None:
         await self.node.perform(actions.decide_join, join_id, accepted)
-        self.notify(f"{'Accepted' if accepted else 'Declined'} {name}.")
+        self.notify(f"{'Accepted' if accepted else 'Declined'} {name}.", markup=False)
         self.reload()

@@ -10,22 +10,22 @@ from textual.widgets import DataTable
 from p2pnode.store.models import CircleSummary
 from tui import format as fmt
 
-COLUMNS = ("Circle", "Course", "Next meeting", "Where", "Lang", "Seats", "Status",
-           "Facilitator")
-_WIDTHS = (30, 24, 24, 26, 5, 6, 9, 30)
+COLUMNS = ("Circle", "Next meeting", "Where", "Seats", "Status", "Lang", "Facilitator",
+           "Course")
+_WIDTHS = (28, 22, 22, 6, 9, 5, 36, 28)
 _MINE = {"facilitating": "◆ ", "joined": "● "}
 
 
 def circle_row(circle: CircleSummary, mine: str | None) -> tuple[str, ...]:
     cells = (
         _MINE.get(mine or "", "") + circle.name,
-        circle.course_title,
         fmt.when(circle),
         fmt.where(circle),
-        circle.language,
         fmt.seats(circle),
         circle.status,
+        circle.language,
         fmt.facilitators(circle),
+        circle.course_title,
     )
     return tuple(fmt.shorten(text, width) for text, width in zip(cells, _WIDTHS, strict=True))
 
