@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 from builders import NOW_MS
+from textual.message import Message
+from textual.notifications import Notify
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
@@ -87,11 +89,20 @@ def open_app() -> Callable[..., contextlib.AbstractAsyncContextManager[Pilot]]:
                   ) -> AsyncIterator[Pilot]:
         kwargs.setdefault("clock", lambda: NOW_MS / 1000)
         app = P2PApp(node, **kwargs)
-        async with app.run_test(size=size) as pilot:
+        posted: list[Message] = []
+        app.posted = posted  # type: ignore[attr-defined]
+        async with app.run_test(size=size, notifications=True,
+                                message_hook=posted.append) as pilot:
             await settle(pilot)
             yield pilot
 
     return run
+
+
+def notifications(app: Any) -> list[str]:
+    """What the app has told the learner so far (title and text of each notification)."""
+    return [f"{m.notification.title}: {m.notification.message}" for m in app.posted
+            if isinstance(m, Notify)]
 
 
 class FixedApp(P2PApp):

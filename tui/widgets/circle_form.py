@@ -150,6 +150,8 @@ class CircleForm(VerticalScroll):
         self.me, self.today, self.detail = me, today, detail
         self.touched: set[str] = set()
         self.show_all = False
+        #: widgets by id, filled once mounted (CSS queries per keystroke are slow)
+        self._by_id: dict[str, Any] = {}
 
     # -- building ----------------------------------------------------------------------------
     def initial(self) -> dict[str, Any]:
@@ -207,9 +209,17 @@ class CircleForm(VerticalScroll):
                     yield Input(value or "", id=widget_id, compact=True)
             yield Static(id=f"{widget_id}-error", classes="field-error -empty")
 
+    def on_mount(self) -> None:
+        self._by_id = {w.id: w for w in self.query("*") if w.id}
+
+    def _widget(self, widget_id: str) -> Any:
+        if not self._by_id:
+            self.on_mount()
+        return self._by_id.get(widget_id)
+
     # -- reading -----------------------------------------------------------------------------
     def _value(self, widget_id: str) -> Any:
-        widget = self.query_one(f"#{widget_id}")
+        widget = self._widget(widget_id)
         if isinstance(widget, Checkbox):
             return widget.value
         if isinstance(widget, Select):
@@ -236,7 +246,7 @@ class CircleForm(VerticalScroll):
             if not isinstance(field, tuple):
                 continue
             widget_id, path, _, kind = field
-            if path in ("meetings", "facilitators") or not self.query(f"#{widget_id}"):
+            if path in ("meetings", "facilitators") or self._widget(widget_id) is None:
                 continue
             value = self._value(widget_id)
             if kind == "int":
@@ -291,14 +301,17 @@ class CircleForm(VerticalScroll):
     def show_errors(self) -> dict[str, str]:
         errors = self.errors()
         for field in FIELDS:
-            if not isinstance(field, tuple) or not self.query(f"#{field[0]}-error"):
+            if not isinstance(field, tuple) or self._widget(f"{field[0]}-error") is None:
                 continue
             widget_id = field[0]
             shown = errors.get(widget_id) if (self.show_all or widget_id in self.touched) \
                 else None
-            box = self.query_one(f"#{widget_id}-error", Static)
-            box.update(f"↳ {shown}" if shown else "")
-            box.set_class(not shown, "-empty")
+            box = self._widget(f"{widget_id}-error")
+            text = f"↳ {shown}" if shown else ""
+            if getattr(box, "shown_text", "") != text:  # repaint only what changed
+                box.shown_text = text
+                box.update(text)
+                box.set_class(not shown, "-empty")
         return errors
 
     @on(Input.Changed)
@@ -309,4 +322,5 @@ class CircleForm(VerticalScroll):
         widget = getattr(event, "control", None) or getattr(event, "text_area", None)
         if widget is not None and widget.id and widget.has_focus:
             self.touched.add(widget.id)
-        self.show_errors()
+        if self.touched or self.show_all:
+            self.show_errors()
