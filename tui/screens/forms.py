@@ -111,11 +111,11 @@ class JoinForm(Dialog):
 
     def __init__(self, detail: CircleDetail, name: str | None) -> None:
         super().__init__()
-        self.detail, self.name = detail, name
+        self.detail, self.known_name = detail, name
 
     def body(self) -> ComposeResult:
         yield Label("Your name, as the group will see it")
-        yield Input(self.name or "", id="display_name")
+        yield Input(self.known_name or "", id="display_name")
         yield Label("How the facilitators can reach you (email, phone…)")
         yield Input(id="contact")
         yield Label("What you hope to learn")
