@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from typing import Any
 import pytest
 from builders import NOW_MS
 from textual.message import Message
-from textual.notifications import Notify
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
+from tui_helpers import settle
 
 from p2pnode import node as node_module
 from p2pnode.node import Node
@@ -64,22 +63,6 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> int:
     return NOW_MS
 
 
-#: workers that run as long as the app does
-_LONG_LIVED = frozenset({"events"})
-
-
-async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
-    """Let the app's short workers finish and the screen repaint (bounded)."""
-    deadline = time.monotonic() + timeout
-    quiet_rounds = 0
-    while time.monotonic() < deadline and quiet_rounds < 3:
-        await pilot.pause(0.02)
-        busy = [w for w in pilot.app.workers
-                if w.group not in _LONG_LIVED and not w.is_finished]
-        quiet_rounds = 0 if busy else quiet_rounds + 1
-    await pilot.pause()
-
-
 @pytest.fixture
 def open_app() -> Callable[..., contextlib.AbstractAsyncContextManager[Pilot]]:
     """``async with open_app(node, size=(80, 24)) as pilot``: the app on a started node."""
@@ -97,12 +80,6 @@ def open_app() -> Callable[..., contextlib.AbstractAsyncContextManager[Pilot]]:
             yield pilot
 
     return run
-
-
-def notifications(app: Any) -> list[str]:
-    """What the app has told the learner so far (title and text of each notification)."""
-    return [f"{m.notification.title}: {m.notification.message}" for m in app.posted
-            if isinstance(m, Notify)]
 
 
 class FixedApp(P2PApp):

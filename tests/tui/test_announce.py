@@ -3,9 +3,9 @@ own messages inline when input is wrong (with nothing written)."""
 
 from __future__ import annotations
 
-from conftest import settle
 from scenes import network, seeded_home
 from textual.widgets import Input, Static, TextArea
+from tui_helpers import settle
 
 from protocol.records import validate_record
 from tui.screens.announce import AnnounceScreen
@@ -43,7 +43,7 @@ async def fill_required(pilot) -> None:
 
 async def test_defaults_are_what_a_learner_expects(tmp_path, nodes, open_app, fixed_clock):
     """90 minutes, 6 weekly meetings, 15 seats, this machine's zone and language."""
-    node, app = await open_form(tmp_path, nodes, open_app)
+    _node, app = await open_form(tmp_path, nodes, open_app)
     async with app as pilot:
         await pilot.press("a")
         await settle(pilot)

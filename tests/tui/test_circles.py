@@ -4,8 +4,8 @@ a second real node on loopback."""
 from __future__ import annotations
 
 from builders import circle_body
-from conftest import notifications, settle
 from scenes import network, seeded_home
+from tui_helpers import notifications, settle
 
 from p2pnode import actions
 from tui.widgets.circle_table import CircleTable

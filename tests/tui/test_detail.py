@@ -4,33 +4,12 @@ feedback; edit, cancel, meeting note, accept."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from builders import circle_body
-from conftest import settle
 from textual.widgets import Input, Select, TextArea
+from tui_helpers import settle, two_nodes
 
 from p2pnode import actions
 from p2pnode.errors import NotAllowed
 from tui.screens.detail import DetailScreen
-
-
-def days_from_today(days: int) -> str:
-    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
-
-
-async def two_nodes(nodes, eventually, *, start_in_days: int = 7, **circle: object):
-    """Ben facilitates a circle; my node is connected to his and has it."""
-    ben = await nodes.start("ben")
-    await ben.perform(actions.set_profile, "Ben")
-    entry = await ben.perform(actions.announce_circle, circle_body(
-        [], name="Python for Everybody", start=days_from_today(start_in_days),
-        signup_question="Have you programmed before?", **circle))
-    me = await nodes.start("me", peers=[ben])
-    await me.perform(actions.set_profile, "Ana")
-    await eventually(lambda: me.circle(entry.id), timeout=10)
-    await eventually(lambda: ben.peers.open_connections(), timeout=10)
-    return ben, me, entry.id
 
 
 async def open_circle(pilot, circle_id: bytes) -> DetailScreen:
@@ -138,12 +117,12 @@ async def test_add_to_calendar_writes_an_ics_next_to_the_home(
         tmp_path, nodes, open_app, eventually):
     """The calendar file lands next to the home, holds every meeting, and an existing file is
     never overwritten."""
-    ben, me, circle_id = await two_nodes(nodes, eventually)
+    _ben, me, circle_id = await two_nodes(nodes, eventually)
     async with open_app(me, welcome=False) as pilot:
         await open_circle(pilot, circle_id)
         await pilot.press("c")
         await settle(pilot)
-        path = pilot.app.calendar_path((await me.circle(circle_id)))
+        path = pilot.app.calendar_path(await me.circle(circle_id))
         assert path.parent == me.home_path.parent
         await pilot.click("#ok")
         await settle(pilot)
