@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/convergence.py
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/tui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -40,7 +40,7 @@ _STATUS_INTERVAL = 1.0
 class P2PApp(App[None]):
     """Find, join and run learning circles on a running node."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses live elsewhere
     TITLE = "p2pnode"
     BINDINGS = [
         Binding("q", "quit", "Quit"),

@@ -23,7 +23,7 @@ from builders import NOW_MS
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
-from tui_helpers import settle
+from tui_helpers import LARGE, settle
 
 from p2pnode import node as node_module
 from p2pnode.node import Node
@@ -39,9 +39,9 @@ nodes = _node_fixtures.nodes
 eventually = _node_fixtures.eventually
 fast_redial = _node_fixtures.fast_redial
 no_leaked_tasks = _node_fixtures.no_leaked_tasks
+cli = _node_fixtures.cli
 SESSION_LIMITS = _node_fixtures.SESSION_LIMITS
 
-SMALL, LARGE = (80, 24), (160, 50)
 
 
 @pytest.fixture(autouse=True)
@@ -80,17 +80,3 @@ def open_app() -> Callable[..., contextlib.AbstractAsyncContextManager[Pilot]]:
             yield pilot
 
     return run
-
-
-class FixedApp(P2PApp):
-    """The app owning a loopback node on `home`, started and closed in the app's own loop."""
-
-    def __init__(self, home: Path, **kwargs: Any) -> None:
-        super().__init__(Node(home, port=0, host="127.0.0.1", mdns=False, control=False),
-                         clock=lambda: NOW_MS / 1000, **kwargs)
-
-    async def on_load(self) -> None:
-        await self.node.start()
-
-    async def on_unmount(self) -> None:
-        await self.node.close()

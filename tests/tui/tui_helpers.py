@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
-from builders import circle_body
+from builders import NOW_MS, circle_body
 from textual.notifications import Notify
 from textual.pilot import Pilot
 
 from p2pnode import actions
+from p2pnode.node import Node
+from tui.app import P2PApp
+
+SMALL, LARGE = (80, 24), (160, 50)
 
 #: workers that run as long as the app does
 _LONG_LIVED = frozenset({"events"})
@@ -55,3 +60,15 @@ async def two_nodes(nodes, eventually, *, start_in_days: int = 7, **circle: obje
     return ben, me, entry.id
 
 
+class FixedApp(P2PApp):
+    """The app owning a loopback node on `home`, started and closed in the app's own loop."""
+
+    def __init__(self, home: Path, **kwargs: Any) -> None:
+        super().__init__(Node(home, port=0, host="127.0.0.1", mdns=False, control=False),
+                         clock=lambda: NOW_MS / 1000, **kwargs)
+
+    async def on_load(self) -> None:
+        await self.node.start()
+
+    async def on_unmount(self) -> None:
+        await self.node.close()

@@ -17,8 +17,11 @@ from textual.widgets import Button, Footer, Static
 from p2pnode import actions
 from p2pnode.store.models import CircleDetail
 from tui.screens.base import NodeScreen
-from tui.widgets.circle_form import CircleForm
+from tui.widgets.circle_form import FIELDS, CircleForm
 from tui.widgets.status_bar import StatusBar
+
+#: widget id -> its label, without "(optional)" and examples, for the summary line
+LABELS = {f[0]: f[2].split(" (")[0] for f in FIELDS if isinstance(f, tuple)}
 
 
 class AnnounceScreen(NodeScreen):
@@ -67,8 +70,9 @@ class AnnounceScreen(NodeScreen):
         errors = form.show_errors()
         summary = self.query_one("#form-summary", Static)
         if errors:
+            labels = [LABELS.get(widget_id, widget_id) for widget_id in errors]
             summary.update(f"{len(errors)} field{'s' if len(errors) != 1 else ''} to fix: "
-                           + ", ".join(sorted(errors)))
+                           + "; ".join(labels))
             first = next(iter(errors))
             self.query_one(f"#{first}").focus()
             return

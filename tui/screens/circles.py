@@ -79,7 +79,8 @@ class CirclesScreen(NodeScreen):
     def __init__(self) -> None:
         super().__init__()
         self.query_now = CircleQuery()
-        self.loaded_once = False
+        #: the query whose results the table shows (None before the first load)
+        self.shown_query: CircleQuery | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -122,7 +123,7 @@ class CirclesScreen(NodeScreen):
         table.show(message.circles, message.mine)
         if message.facets is not None:
             self.query_one(FilterBar).offer(*message.facets)
-        self.loaded_once = True
+        self.shown_query = message.query
         self._show_empty_state(not message.circles)
 
     def _show_empty_state(self, empty: bool) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from p2pnode import actions
@@ -40,7 +40,7 @@ class Dialog(NodeModal):
     OK = "OK"
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with VerticalScroll(classes="dialog"):
             yield Static(f"[b]{self.TITLE_TEXT}[/b]", classes="dialog-title")
             yield from self.body()
             yield Static(id="error", classes="error")
@@ -48,6 +48,10 @@ class Dialog(NodeModal):
 
     def body(self) -> ComposeResult:
         return iter(())
+
+    def on_mount(self) -> None:
+        for widget in self.query("Input, Select"):
+            widget.compact = True  # type: ignore[attr-defined]
 
     def result(self) -> Any:
         """The value to return, or raise InvalidRecordError / InvalidInput to stay open."""

@@ -26,7 +26,7 @@ class WelcomeScreen(NodeModal):
             yield Static("[b]Welcome to P2PU learning circles[/b]", classes="dialog-title")
             yield Static(ABOUT)
             yield Label("Your name, as others will see it (you can skip this)")
-            yield Input(placeholder="e.g. Ana", id="name")
+            yield Input(placeholder="e.g. Ana", id="name", compact=True)
             yield Static(id="error", classes="error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", variant="primary", id="save")

@@ -10,9 +10,10 @@ from textual.widgets import DataTable
 from p2pnode.store.models import CircleSummary
 from tui import format as fmt
 
-COLUMNS = ("Circle", "Next meeting", "Where", "Seats", "Status", "Lang", "Facilitator",
+#: most telling first: at 80 columns the first five fit
+COLUMNS = ("Circle", "Next meeting", "Seats", "Status", "Where", "Lang", "Facilitator",
            "Course")
-_WIDTHS = (28, 22, 22, 6, 9, 5, 36, 28)
+_WIDTHS = (24, 22, 6, 9, 24, 5, 36, 28)
 _MINE = {"facilitating": "◆ ", "joined": "● "}
 
 
@@ -20,9 +21,9 @@ def circle_row(circle: CircleSummary, mine: str | None) -> tuple[str, ...]:
     cells = (
         _MINE.get(mine or "", "") + circle.name,
         fmt.when(circle),
-        fmt.where(circle),
         fmt.seats(circle),
         circle.status,
+        fmt.where(circle),
         circle.language,
         fmt.facilitators(circle),
         circle.course_title,
