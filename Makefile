@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/discovery.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/idle.py
+	$(BIN)/python bench/tui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

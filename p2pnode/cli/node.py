@@ -349,10 +349,20 @@ def _peer_checks(args: argparse.Namespace, running: dict[str, Any] | None,
                   + "; not checked: no node is running", "")
 
 
-def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
-                 json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register `run`, `status`, `peers`, `doctor` (and the resource commands)."""
-    p = command("run", cmd_run, "run the node: find peers, sync circles, share resources")
+def cmd_tui(args: argparse.Namespace) -> int:
+    """The terminal app on a node of its own. The UI package is imported here, lazily: this is
+    the one place the command line starts it, and no p2pnode module loads textual."""
+    from tui.run import main as run_app
+
+    network_key = config.load_network_key(args.network_key)
+    run_app(args.home, verbose=args.verbose, port=args.port, host=args.listen,
+            peers=args.peer or [], mdns=not args.no_mdns, interface=args.interface,
+            network_key=network_key, cooperating_responders=args.fast_mdns)
+    return EXIT_OK
+
+
+def _node_options(p: argparse.ArgumentParser) -> None:
+    """The options of a node that runs here: `run` and `tui` take the same ones."""
     p.add_argument("--port", type=_port, default=config.DEFAULT_PORT,
                    help=f"TCP port for peers (default {config.DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--listen", default="0.0.0.0", help="address to listen on (default: all)")
@@ -364,6 +374,15 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
                    help="private network key (32 bytes or 64 hex digits); default: open network")
     p.add_argument("--fast-mdns", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(needs_home=False)
+
+
+def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
+                 json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register `run`, `tui`, `status`, `peers`, `doctor` (and the resource commands)."""
+    _node_options(command("run", cmd_run,
+                          "run the node: find peers, sync circles, share resources"))
+    _node_options(command("tui", cmd_tui, "the terminal app, on a node of its own (the default"
+                                          " when no command is given)"))
 
     p = command("status", cmd_status, "what the running node is doing")
     json_flag(p)

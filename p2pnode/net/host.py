@@ -67,8 +67,12 @@ class ControlHost(Protocol):
     async def refresh(self) -> int:
         """Notice entries another process wrote to the home; returns how many."""
 
-    def add_peer(self, host: str, port: int) -> None:
-        """Keep a session with the peer at `host:port` (dialled now and redialled)."""
+    def add_peer(self, address: str) -> None:
+        """Keep a session with the peer at "host:port" (dialled now and redialled).
+
+        Raises:
+            InvalidInput: not HOST:PORT.
+        """
 
     def fetch_progress(self, blob_id: bytes, output: str | None
                        ) -> AsyncIterator[dict[str, Any]]:

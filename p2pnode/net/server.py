@@ -84,9 +84,9 @@ def control_app(node: ControlHost, token: str) -> web.Application:
 
     async def add_peer(request: web.Request) -> web.Response:
         body = await request.json()
-        host, port = split_host_port(str(body.get("address", "")))
-        node.add_peer(host, port)
-        return _json({"dialling": f"{host}:{port}"})
+        address = str(body.get("address", ""))
+        node.add_peer(address)
+        return _json({"dialling": address})
 
     async def fetch(request: web.Request) -> web.StreamResponse:
         """Download a blob; streams one JSON line per progress step, the last with the result."""
