@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from p2pnode import actions, config
+from p2pnode import actions, api, config
 from p2pnode.blobs.host import PeerLink
 from p2pnode.blobs.service import BlobService
 from p2pnode.errors import HomeError, InvalidInput, NodeError, NotRunning
@@ -55,7 +55,25 @@ log = logging.getLogger(__name__)
 #: not wait for it (they call /v1/refresh); it bounds an idle node's wake-ups (bench/idle.py).
 _WATCH_INTERVAL = 1.0
 _PRUNE_INTERVAL = 6 * 3600.0
+#: held (flock) by the one node serving a home, for as long as it runs
+LOCK_FILE = "node.lock"
 T = TypeVar("T")
+
+
+def node_running(home: Path | str) -> bool:
+    """Whether a node (in this or another process) serves `home` now: its lock is held."""
+    path = Path(home) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return False
 
 
 def _now_ms() -> int:
@@ -179,7 +197,8 @@ class Node:
         fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(token)
-        runner = web.AppRunner(control_app(self, token), handle_signals=False, access_log=None)
+        runner = web.AppRunner(control_app(self, token, api.ACTIONS), handle_signals=False,
+                               access_log=None)
         await runner.setup()
         self._runners.append(runner)
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -246,7 +265,7 @@ class Node:
             self._lock_fd = None
 
     def _take_lock(self) -> None:
-        path = self.home_path / "node.lock"
+        path = self.home_path / LOCK_FILE
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

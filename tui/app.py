@@ -1,4 +1,5 @@
-"""The Textual app: a thin shell around a running `Node` in the same event loop.
+"""The Textual app: a thin shell around a running node (`p2pnode.api.NodeAPI`: a `Node` in
+the same event loop, or a `RemoteNode` attached to `p2pnode run`; no screen knows which).
 
 It owns the node's event subscription (one worker turning entries into `NodeChanged`, notices
 and "new circle" notifications), the status line, the command palette and the theme; the
@@ -22,8 +23,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker
 
+from p2pnode.api import NodeAPI
 from p2pnode.events import EntryArrived, PeerDown, PeerUp
-from p2pnode.node import Node
 from p2pnode.store.inbox import Notice
 from p2pnode.store.models import CircleDetail
 from protocol.identity import fingerprint
@@ -50,7 +51,7 @@ class P2PApp(App[None]):
 
     status_text = reactive("p2pnode · starting…")
 
-    def __init__(self, node: Node, *, clock: Callable[[], float] = time.time,
+    def __init__(self, node: NodeAPI, *, clock: Callable[[], float] = time.time,
                  welcome: bool = True) -> None:
         super().__init__()
         self.node = node

@@ -1,7 +1,14 @@
-"""Start a node on a home and run the app on it in the same event loop; stop the node when the
-app closes. Used by `p2pnode` (no command), `p2pnode tui` and `make run`.
+"""Run the app on a home: attached to the node that already serves it, or on a node of its own.
+Used by `p2pnode` (no command), `p2pnode tui` and `make run`.
 
-The log goes to the home's `node.log`, never to the terminal the app draws on.
+- When a `p2pnode run` (or another app) serves the home — its lock is held and its control.json
+  names the control API — the app attaches through `RemoteNode`; quitting leaves that node
+  running. The node options do not apply then, except `--peer`, which is passed on.
+- Otherwise a `Node` starts in this process, in the app's event loop, and stops when the app
+  closes.
+
+The app sees either through `p2pnode.api.NodeAPI` only. The log goes to the home's `node.log`,
+never to the terminal the app draws on.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from typing import Any
 
 from p2pnode import config
 from p2pnode.home import Home
-from p2pnode.node import Node
+from p2pnode.net.remote import RemoteNode, control_endpoint
+from p2pnode.node import Node, node_running
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +41,31 @@ def configure_logging(home: Path, verbose: bool) -> None:
     root.addHandler(handler)
 
 
+async def open_node(home: Path, **node_options: Any) -> Node | RemoteNode:
+    """The node serving `home`, attached when one runs already, else started here.
+
+    Raises:
+        HomeError: another process holds the home but serves no control API.
+        NotRunning: the node serving the home does not answer.
+    """
+    if node_running(home) and control_endpoint(home) is not None:
+        remote = RemoteNode(home)
+        await remote.start()
+        log.info("attached to the node serving %s (control port %s)", home, remote.port)
+        for address in node_options.get("peers") or []:
+            remote.add_peer(address)
+        return remote
+    node = Node(home, **node_options)
+    await node.start()  # HomeError when another process holds the home without a control API
+    return node
+
+
 async def run_app(home: Path, **node_options: Any) -> None:
-    """Start the node (raising HomeError when another process serves the home), run the app
-    until the learner quits, then close the node."""
+    """Open the node (see `open_node`), run the app until the learner quits, then close the
+    node, or only the connection to it when attached."""
     from tui.app import P2PApp
 
-    node = Node(home, **node_options)
-    await node.start()
+    node = await open_node(home, **node_options)
     try:
         await P2PApp(node).run_async()
     finally:

@@ -15,7 +15,7 @@ from p2pnode.errors import NodeError
 from protocol.errors import InvalidRecordError, ProtocolError
 
 if TYPE_CHECKING:
-    from p2pnode.node import Node
+    from p2pnode.api import NodeAPI
     from tui.app import P2PApp
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class NodeScreen(Screen):
     """A full screen of the app."""
 
     @property
-    def node(self) -> Node:
+    def node(self) -> NodeAPI:
         return self.p2p.node
 
     @property
@@ -70,7 +70,7 @@ class NodeModal(ModalScreen):
     BINDINGS = [("escape", "dismiss_none", "Close")]
 
     @property
-    def node(self) -> Node:
+    def node(self) -> NodeAPI:
         return self.p2p.node
 
     @property
