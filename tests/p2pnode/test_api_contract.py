@@ -159,7 +159,8 @@ async def test_refusals_keep_their_type_and_message(subject):
     circle = await api.perform(actions.announce_circle, circle_body([], start=soon()))
     with pytest.raises(InvalidInput) as caught:
         await api.perform(actions.leave_circle, circle.id)
-    assert str(caught.value) == f"you are not signed up for {fingerprint(circle.id)}; nothing to leave"
+    assert str(caught.value) == (f"you are not signed up for {fingerprint(circle.id)};"
+                                 " nothing to leave")
     with pytest.raises(InvalidRecordError) as caught:
         await api.perform(actions.announce_circle, circle_body([], name="", start=soon()))
     assert caught.value.field == "name" and str(caught.value).startswith("name: ")
