@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from p2pnode.net.remote import RemoteNode, control_endpoint
 from p2pnode.node import Node, node_running
 
 log = logging.getLogger(__name__)
+#: how long a starting node may hold the home before its control.json appears
+_CONTROL_FILE_WAIT = 3.0
 
 
 def configure_logging(home: Path, verbose: bool) -> None:
@@ -48,7 +51,7 @@ async def open_node(home: Path, **node_options: Any) -> Node | RemoteNode:
         HomeError: another process holds the home but serves no control API.
         NotRunning: the node serving the home does not answer.
     """
-    if node_running(home) and control_endpoint(home) is not None:
+    if node_running(home) and await _control_endpoint_soon(home):
         remote = RemoteNode(home)
         await remote.start()
         log.info("attached to the node serving %s (control port %s)", home, remote.port)
@@ -58,6 +61,17 @@ async def open_node(home: Path, **node_options: Any) -> Node | RemoteNode:
     node = Node(home, **node_options)
     await node.start()  # HomeError when another process holds the home without a control API
     return node
+
+
+async def _control_endpoint_soon(home: Path) -> bool:
+    """Whether the node holding `home` serves a control API: a node that is starting takes the
+    lock a moment before it writes control.json, so wait for that moment (bounded)."""
+    deadline = time.monotonic() + _CONTROL_FILE_WAIT
+    while control_endpoint(home) is None:
+        if time.monotonic() > deadline or not node_running(home):
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 async def run_app(home: Path, **node_options: Any) -> None:
