@@ -350,8 +350,9 @@ def _peer_checks(args: argparse.Namespace, running: dict[str, Any] | None,
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    """The terminal app on a node of its own. The UI package is imported here, lazily: this is
-    the one place the command line starts it, and no p2pnode module loads textual."""
+    """The terminal app, attached to the node serving the home or on a node of its own. The UI
+    package is imported here, lazily: this is the one place the command line starts it, and no
+    p2pnode module loads textual."""
     from tui.run import main as run_app
 
     network_key = config.load_network_key(args.network_key)
@@ -381,8 +382,9 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
     """Register `run`, `tui`, `status`, `peers`, `doctor` (and the resource commands)."""
     _node_options(command("run", cmd_run,
                           "run the node: find peers, sync circles, share resources"))
-    _node_options(command("tui", cmd_tui, "the terminal app, on a node of its own (the default"
-                                          " when no command is given)"))
+    _node_options(command("tui", cmd_tui, "the terminal app (the default when no command is"
+                                          " given); attaches to `p2pnode run` if one serves"
+                                          " the home"))
 
     p = command("status", cmd_status, "what the running node is doing")
     json_flag(p)
