@@ -97,6 +97,11 @@ class NodeAPI(Protocol):
             InvalidInput: not HOST:PORT.
         """
 
+    def fetch_progress(self, blob_id: bytes, output: str | None
+                       ) -> AsyncIterator[dict[str, Any]]:
+        """Download a resource from the peers that hold it; yields progress dicts, the last
+        with `done` (and `path`) or `error`. Closing the iterator early cancels it."""
+
     async def perform(self, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one of `ACTIONS` (e.g. ``actions.announce_circle``) against the node's home;
         its errors are raised as it raises them."""

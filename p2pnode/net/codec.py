@@ -115,6 +115,11 @@ def decode(data: bytes) -> Any:
         raise WireError(f"the control API body does not decode: {exc}") from None
 
 
+def unpacker() -> msgpack.Unpacker:
+    """A streaming decoder of `encode`d values sent back to back (a streamed answer)."""
+    return msgpack.Unpacker(ext_hook=_ext_hook, raw=False, strict_map_key=False)
+
+
 def error_to_wire(error: BaseException) -> dict[str, Any]:
     """What the client needs to raise `error` again: its type, ancestors, message and fields."""
     wire: dict[str, Any] = {

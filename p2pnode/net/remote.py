@@ -2,10 +2,11 @@
 control API, with the same interface as an in-process `Node` (`p2pnode.api.NodeAPI`).
 
 It reads the home's `control.json` (port) and 0600 `control.token`, and talks to 127.0.0.1 only:
-queries at ``POST /v1/api/NAME``, actions at ``POST /v1/actions/NAME`` (by the action function's
-name; the node runs only those in its registry), events over the ``/v1/events`` WebSocket. Bodies
-are msgpack (`net/codec.py`), so results are the same dataclasses with the same bytes ids, and a
-refusal is raised here as the node raised it, same type and message.
+queries at ``POST /v1/api/NAME`` (downloads streamed at ``/v1/stream/NAME``), actions at
+``POST /v1/actions/NAME`` (by the action function's name; the node runs only those in its
+registry), events over the ``/v1/events`` WebSocket. Bodies are msgpack (`net/codec.py`), so
+results are the same dataclasses with the same bytes ids, and a refusal is raised here as the
+node raised it, same type and message.
 
 Closing a `RemoteNode` closes its connections, never the node: quitting an attached app leaves
 `p2pnode run` running. If the node stops meanwhile, calls raise `NotRunning` and the event feed
@@ -200,6 +201,50 @@ class RemoteNode:
             await self._query("add_peer", address)
         except NodeError as exc:
             log.warning("could not ask the node to dial %s: %s", address, exc)
+
+    async def fetch_progress(self, blob_id: bytes, output: str | None
+                             ) -> AsyncIterator[dict[str, Any]]:
+        """Download a resource on the node; yields its progress dicts, the last one with `done`
+        or `error`. Closing the iterator early cancels the download (the node keeps what it
+        has). A relative `output` is relative to this process's directory, not the node's."""
+        if output is not None:
+            output = str(Path(output).absolute())
+        async with contextlib.aclosing(self._stream("fetch_progress", blob_id, output)) as items:
+            async for item in items:
+                yield item
+
+    async def _stream(self, name: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        if self._session is None or self._closed:
+            raise NotRunning("not attached to a node")
+        body = codec.encode({"args": list(args), "kwargs": kwargs})
+        # no total timeout: a download takes as long as it takes; the node sends a step a second
+        timeout = aiohttp.ClientTimeout(total=None, connect=_CONNECT_TIMEOUT,
+                                        sock_read=_CALL_TIMEOUT)
+        try:
+            async with self._session.post(
+                    f"/v1/stream/{name}", data=body, timeout=timeout,
+                    headers={"Content-Type": codec.MEDIA_TYPE}) as response:
+                if response.content_type != codec.MEDIA_TYPE:
+                    raise NodeError(f"the node answered {name} with HTTP {response.status}")
+                if response.status != 200:
+                    answer = codec.decode(await response.read())
+                    raise codec.error_from_wire(
+                        answer.get("error") if isinstance(answer, dict) else None)
+                decoder = codec.unpacker()
+                async for chunk in response.content.iter_any():
+                    decoder.feed(chunk)
+                    for message in decoder:
+                        if not isinstance(message, dict):
+                            raise codec.WireError("the node sent an unreadable answer")
+                        if "item" in message:
+                            yield message["item"]
+                        elif "error" in message:
+                            raise codec.error_from_wire(message["error"])
+                        else:
+                            return
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
+            raise self._not_running() from None
+        raise NodeError("the node stopped answering midway")
 
     # -- events ----------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[NodeEvent]:

@@ -42,6 +42,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: the node's queries an attached app may call by name (each a method of `ControlHost`)
 QUERIES = frozenset({"status", "peers_info", "circles", "circle", "resources", "my_circles",
                      "take_notices", "preference", "set_preference", "add_peer"})
+#: the node's streamed queries (async iterators), by name: one msgpack value per item
+STREAMS = frozenset({"fetch_progress"})
 #: the first message of the event feed: the node subscribed, every later event will follow
 EVENTS_READY = {"events": "subscribed"}
 #: seconds between pings on the event feed; a client silent for twice as long is dropped
@@ -118,7 +120,7 @@ def control_app(node: ControlHost, token: str,
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             refusal = {"error": "missing or wrong control token"}
-            if request.path.startswith(("/v1/api/", "/v1/actions/")):
+            if request.path.startswith(("/v1/api/", "/v1/actions/", "/v1/stream/")):
                 return _msgpack({"error": codec.error_to_wire(NodeError(refusal["error"]))},
                                 401)
             return _json(refusal, 401)
@@ -202,6 +204,35 @@ def control_app(node: ControlHost, token: str,
 
         return await answer(call, name)
 
+    async def stream(request: web.Request) -> web.StreamResponse:
+        """A streamed query: ``{"item": ...}`` values back to back, then ``{"end": True}`` or
+        ``{"error": ...}``. A client that goes away closes the iterator (a download stops)."""
+        name = request.match_info["name"]
+        try:
+            if name not in STREAMS:
+                raise NotFound(f"the control API has no stream {name!r}")
+            args, kwargs = await _call_arguments(request)
+            items = getattr(node, name)(*args, **kwargs)
+        except Exception as exc:
+            return _msgpack({"error": codec.error_to_wire(exc)}, _error_status(exc))
+        response = web.StreamResponse(headers={"Content-Type": codec.MEDIA_TYPE})
+        await response.prepare(request)
+        end: dict[str, Any] = {"end": True}
+        try:
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    await response.write(codec.encode({"item": item}))
+        except ConnectionError:
+            return response  # the client went away
+        except Exception as exc:
+            if _error_status(exc) == 500:
+                log.error("control API: stream %s failed", name, exc_info=exc)
+            end = {"error": codec.error_to_wire(exc)}
+        with contextlib.suppress(ConnectionError):
+            await response.write(codec.encode(end))
+            await response.write_eof()
+        return response
+
     async def events(request: web.Request) -> web.StreamResponse:
         """The node's events, one msgpack WebSocket message each, after `EVENTS_READY`."""
         ws = web.WebSocketResponse(heartbeat=EVENTS_HEARTBEAT, compress=False)
@@ -251,6 +282,7 @@ def control_app(node: ControlHost, token: str,
     app.on_shutdown.append(close_event_feeds)
     app.router.add_post("/v1/api/{name}", query)
     app.router.add_post("/v1/actions/{name}", action)
+    app.router.add_post("/v1/stream/{name}", stream)
     app.router.add_get("/v1/events", events)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/peers", peers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,11 +25,11 @@ from builders import DAY_MS, Feed, circle_body, identity_from_seed
 from p2pnode import actions
 from p2pnode.api import NodeAPI
 from p2pnode.errors import InvalidInput, NotFound
-from p2pnode.events import EntryArrived, Lagged, NodeEvent, PeerUp
+from p2pnode.events import EntryArrived, Lagged, NodeEvent, PeerUp, TransferFinished
 from p2pnode.net.remote import RemoteNode
 from p2pnode.store.exchange import FORMAT, VERSION
 from p2pnode.store.inbox import Notice
-from p2pnode.store.models import CircleDetail, CircleSummary, Person
+from p2pnode.store.models import CircleDetail, CircleSummary, Person, Resource
 from protocol.codec import pack
 from protocol.errors import InvalidRecordError
 from protocol.identity import fingerprint
@@ -229,3 +230,34 @@ async def test_a_burst_larger_than_the_queue_arrives_as_lagged(subject, record, 
     lagged = [e for e in seen if isinstance(e, Lagged)]
     assert lagged and all(e.missed > 0 for e in lagged)
     assert accounted() == _BURST
+
+
+async def test_a_download_reports_progress_and_lands_where_asked(subject, record, nodes,
+                                                                 eventually, tmp_path):
+    """A resource a peer shares is listed with its holder, downloaded with progress dicts
+    ending in `done` at the path asked for (identical bytes), announced by TransferFinished,
+    and then listed as held here."""
+    api = subject.api
+    ben = await nodes.start("ben", peers=[subject.peer_address])
+    await ben.perform(actions.set_profile, "Ben")
+    data = os.urandom(600_000)  # three chunks
+    (tmp_path / "notes.pdf").write_bytes(data)
+    shared = await ben.blobs.share(tmp_path / "notes.pdf", title="Week 1 notes")
+
+    async def listed() -> list[Resource]:
+        return [r for r in await api.resources() if r.holders]
+
+    (resource,) = await eventually(listed, timeout=10)
+    assert resource.blob == shared.blob_id and resource.holders == (ben.node_id,)
+    assert resource.title == "Week 1 notes" and resource.held is False
+    seen = await record(api)
+    output = tmp_path / "downloads" / "notes.pdf"
+    output.parent.mkdir()
+    updates = [u async for u in api.fetch_progress(shared.blob_id, str(output))]
+    assert updates[-1]["done"] is True and updates[-1]["size"] == len(data)
+    assert all(u["blob"] == shared.blob_id for u in updates)
+    assert output.read_bytes() == data
+    await eventually(lambda: any(isinstance(e, TransferFinished) and e.ok
+                                 and e.blob_id == shared.blob_id for e in seen), timeout=10)
+    (resource,) = await api.resources()
+    assert resource.held is True
