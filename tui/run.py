@@ -14,6 +14,7 @@ never to the terminal the app draws on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import logging.handlers
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from p2pnode import config
+from p2pnode.errors import NotRunning
 from p2pnode.home import Home
 from p2pnode.net.remote import RemoteNode, control_endpoint
 from p2pnode.node import Node, node_running
@@ -74,19 +76,41 @@ async def _control_endpoint_soon(home: Path) -> bool:
     return True
 
 
-async def run_app(home: Path, **node_options: Any) -> None:
+async def run_app(home: Path, **node_options: Any) -> int:
     """Open the node (see `open_node`), run the app until the learner quits, then close the
-    node, or only the connection to it when attached."""
+    node, or only the connection to it when attached. Returns the app's exit status.
+
+    Raises:
+        NotRunning: the node the app was attached to stopped (the app closes with it).
+    """
     from tui.app import P2PApp
 
     node = await open_node(home, **node_options)
+    app = P2PApp(node)
+    watcher = None
+    if isinstance(node, RemoteNode):
+        remote = node
+
+        async def close_when_lost() -> None:
+            await remote.lost.wait()
+            app.exit(return_code=1)
+
+        watcher = asyncio.create_task(close_when_lost(), name="attached-node-watch")
     try:
-        await P2PApp(node).run_async()
+        await app.run_async()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await node.close()
+    if isinstance(node, RemoteNode) and node.lost.is_set():
+        raise NotRunning(f"the node serving {home} stopped; the app closed with it")
+    return app.return_code or 0
 
 
-def main(home: Path, *, verbose: bool = False, **node_options: Any) -> None:
+def main(home: Path, *, verbose: bool = False, **node_options: Any) -> int:
+    """Run the app on `home` (see `run_app`); returns the exit status."""
     Home.open(home, create=True).close()  # create the home before logging into it
     configure_logging(home, verbose)
-    asyncio.run(run_app(home, **node_options))
+    return asyncio.run(run_app(home, **node_options))

@@ -356,10 +356,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from tui.run import main as run_app
 
     network_key = config.load_network_key(args.network_key)
-    run_app(args.home, verbose=args.verbose, port=args.port, host=args.listen,
-            peers=args.peer or [], mdns=not args.no_mdns, interface=args.interface,
-            network_key=network_key, cooperating_responders=args.fast_mdns)
-    return EXIT_OK
+    return run_app(args.home, verbose=args.verbose, port=args.port, host=args.listen,
+                   peers=args.peer or [], mdns=not args.no_mdns, interface=args.interface,
+                   network_key=network_key, cooperating_responders=args.fast_mdns)
 
 
 def _node_options(p: argparse.ArgumentParser) -> None:

@@ -66,6 +66,8 @@ class RemoteNode:
         self.port: int | None = None
         #: event feeds connected now (each subscribed on the node)
         self.feeds_open = 0
+        #: set once the node stopped answering (a refused connection, the event feed ended)
+        self.lost = asyncio.Event()
         self._token = ""
         self._node_id: bytes | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -116,6 +118,8 @@ class RemoteNode:
         return self._node_id
 
     def _not_running(self) -> NotRunning:
+        if self._node_id is not None and not self._closed:
+            self.lost.set()
         return NotRunning(f"no node is running for {self.home_path}; start one with: p2pnode run")
 
     # -- calls -----------------------------------------------------------------------------
@@ -276,6 +280,7 @@ class RemoteNode:
                 if message.type == aiohttp.WSMsgType.BINARY:
                     yield codec.decode(message.data)
         if not self._closed:
+            self.lost.set()
             raise NotRunning(f"the node serving {self.home_path} stopped")
 
     def _feed_closed(self) -> None:

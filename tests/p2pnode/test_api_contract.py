@@ -194,7 +194,7 @@ async def test_the_event_feed_delivers_a_peer_and_its_entries(subject, record, n
     seen = await record(api)
     ben = await nodes.start("ben", peers=[subject.peer_address])
     await eventually(lambda: ben.circle(mine.id), timeout=10)
-    join = await ben.perform(actions.join_circle, mine.id, "Ben")
+    join = await ben.perform(actions.join_circle, mine.id, "Ben", contact="ben@example.org")
     await eventually(lambda: any(isinstance(e, EntryArrived) and e.entry_id == join.id
                                  for e in seen), timeout=10)
     (arrived,) = [e for e in seen if isinstance(e, EntryArrived) and e.entry_id == join.id]
@@ -205,6 +205,11 @@ async def test_the_event_feed_delivers_a_peer_and_its_entries(subject, record, n
     assert await api.take_notices() == []
     (peer,) = await api.peers_info()
     assert peer["node_id"] == ben.node_id and peer["connected"] is True
+    (signup,) = await api.perform(actions.list_joins, mine.id)  # the sign-ups screen's data
+    assert signup["join_id"] == join.id and signup["node_id"] == ben.node_id
+    assert signup["details"]["contact"] == "ben@example.org"
+    accept = await api.perform(actions.decide_join, join.id, True)
+    assert accept.kind == "join.accept" and accept.author == api.node_id
 
 
 async def test_a_burst_larger_than_the_queue_arrives_as_lagged(subject, record, cli,

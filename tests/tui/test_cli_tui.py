@@ -74,11 +74,42 @@ async def test_p2pnode_tui_in_a_terminal_attaches_to_run_and_q_leaves_it_running
 
     await eventually(listed, timeout=10)
 
-    main, terminal = pty.openpty()
+    async with terminal_app(home) as (app, screen, keyboard):
+        await eventually(lambda: b"Attached Guitar" in screen, timeout=_APP_TIMEOUT,
+                         message=lambda: screen[-2000:].decode(errors="replace"))
+        os.write(keyboard, b"q")
+        assert await asyncio.wait_for(app.wait(), _APP_TIMEOUT) == 0
+    assert running.proc.returncode is None
+    done = await cli.run(home, "status", "--json")
+    assert done.returncode == 0 and done.json()["peers_connected"] == 1
+
+
+async def test_an_attached_app_closes_in_one_line_when_its_node_stops(tmp_path, cli,
+                                                                      eventually):
+    """When the `p2pnode run` it is attached to stops, the app closes and says why in one line,
+    exit status 1 (rather than failing every second on screen)."""
+    home = tmp_path / "home"
+    running = await cli.start(home)
+    assert (await cli.run(home, "profile", "--name", "Ana")).returncode == 0
+    async with terminal_app(home) as (app, screen, _):
+        await eventually(lambda: len(screen) > 1000, timeout=_APP_TIMEOUT)  # it drew
+        await running.stop()
+        assert await asyncio.wait_for(app.wait(), _APP_TIMEOUT) == 1
+        await eventually(lambda: b"closed with it" in screen, timeout=5)
+        assert (f"p2pnode: error: the node serving {home} stopped; the app closed with it"
+                in screen.decode(errors="replace"))
+        assert "Traceback" not in screen.decode(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def terminal_app(home):
+    """`p2pnode --home HOME tui` in a 140x40 pseudo-terminal: yields the process, what it drew
+    so far (growing) and the terminal's input side; killed at the end if still running."""
+    keyboard, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
     screen = bytearray()
     loop = asyncio.get_running_loop()
-    loop.add_reader(main, lambda: screen.extend(_read_some(main)))
+    loop.add_reader(keyboard, lambda: screen.extend(_read_some(keyboard)))
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "40"}
     env.pop("P2PNODE_HOME", None)
     app = await asyncio.create_subprocess_exec(
@@ -86,19 +117,13 @@ async def test_p2pnode_tui_in_a_terminal_attaches_to_run_and_q_leaves_it_running
         stderr=terminal, env=env, start_new_session=True)
     os.close(terminal)
     try:
-        await eventually(lambda: b"Attached Guitar" in screen, timeout=_APP_TIMEOUT,
-                         message=lambda: screen[-2000:].decode(errors="replace"))
-        os.write(main, b"q")
-        assert await asyncio.wait_for(app.wait(), _APP_TIMEOUT) == 0
+        yield app, screen, keyboard
     finally:
-        loop.remove_reader(main)
+        loop.remove_reader(keyboard)
         if app.returncode is None:
             app.kill()
             await app.wait()
-        os.close(main)
-    assert running.proc.returncode is None
-    done = await cli.run(home, "status", "--json")
-    assert done.returncode == 0 and done.json()["peers_connected"] == 1
+        os.close(keyboard)
 
 
 def _read_some(fd: int) -> bytes:
