@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/swarm.py
+	$(BIN)/python bench/tui.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

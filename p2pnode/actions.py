@@ -585,3 +585,27 @@ def give_feedback(
         if value is not None:
             body[key] = value
     return _append(home, "feedback", body, at_ms)
+
+
+def leave_and_delete_signup(home: Home, circle_id: bytes, *, at_ms: int | None = None) -> Entry:
+    """Leave a circle and ask every node to drop the bodies of all our sign-ups for it (name,
+    sealed contact and answers): one step for "leave and delete my sign-up everywhere".
+
+    Returns:
+        The `delete` entry.
+    """
+    from p2pnode.store.inbox import my_join_entries
+
+    leave_circle(home, circle_id, at_ms=at_ms)
+    ids = my_join_entries(home.store.conn, home.identity.node_id, circle_id)
+    return delete_entries(home, ids, "left the circle", at_ms=at_ms)
+
+
+def circle_calendar_file(home: Home, circle_id: bytes) -> bytes:
+    """A circle's meetings as iCalendar bytes (what `p2pnode circle ics` writes)."""
+    from p2pnode.calendar import circle_calendar
+
+    state = _circle_state(home, circle_id)
+    row = home.store.conn.execute("SELECT cancelled FROM circles WHERE id = ?",
+                                  (circle_id,)).fetchone()
+    return circle_calendar(circle_id, state, cancelled=bool(row and row[0]))

@@ -1,13 +1,18 @@
-"""A circle's meeting schedule as an iCalendar (RFC 5545) file, via the `icalendar` library."""
+"""Dates and zones for people: a circle's meeting schedule as an iCalendar (RFC 5545) file (via
+the `icalendar` library), the viewer's own time zone (from `TZ` in any of its forms, or the
+system), and a meeting's time on the viewer's clock."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import zoneinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
 
+from p2pnode.errors import InvalidInput
 from protocol.identity import node_id_text
 
 
@@ -45,3 +50,71 @@ def circle_calendar(circle_id: bytes, state: dict[str, Any], *, cancelled: bool)
         cal.add_component(event)
     cal.add_missing_timezones()
     return cal.to_ical()
+
+
+def _known_zone(name: str) -> bool:
+    if not name or name.startswith("/") or ".." in name:
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _zone_from_path(path: str) -> str | None:
+    """`/usr/share/zoneinfo/Europe/Paris` (or a link to it) -> `Europe/Paris`."""
+    for candidate in (path, os.path.realpath(path)):
+        if "zoneinfo/" in candidate:
+            name = candidate.rsplit("zoneinfo/", 1)[1]
+            if name.startswith(("posix/", "right/")):
+                name = name.split("/", 1)[1]
+            if _known_zone(name):
+                return name
+    return None
+
+
+def local_timezone() -> str:
+    """The viewer's IANA zone name, from `TZ` (a name, `:name` or a zoneinfo path) or the system.
+
+    Raises:
+        InvalidInput: `TZ` is set to something that names no zone (said as such: the user did
+            not type a time zone on this command line).
+    """
+    tz = os.environ.get("TZ")
+    if tz:
+        value = tz[1:] if tz.startswith(":") else tz
+        name = _zone_from_path(value) if "zoneinfo/" in value or value.startswith("/") \
+            else (value if _known_zone(value) else None)
+        if name is None:
+            raise InvalidInput(
+                f"your TZ variable is {tz!r}, which names no time zone known here; fix it or"
+                " give --timezone, e.g. --timezone Africa/Johannesburg")
+        return name
+    for link in ("/etc/localtime",):
+        name = _zone_from_path(link) if os.path.exists(link) else None
+        if name:
+            return name
+    try:
+        with open("/etc/timezone", encoding="utf-8") as file:
+            name = file.read().strip()
+        if _known_zone(name):
+            return name
+    except (OSError, UnicodeDecodeError):
+        pass
+    return "UTC"
+
+
+def local_time_note(date: str | None, time: str, zone: str) -> str:
+    """` (17:30 your time)` when the viewer's clock differs from the circle's zone at that
+    meeting, with the weekday if the day differs too; empty when they agree or cannot be told."""
+    try:
+        at = dt.datetime.combine(dt.date.fromisoformat(date or ""),
+                                 dt.time.fromisoformat(time), zoneinfo.ZoneInfo(zone))
+        mine = at.astimezone()  # the C library's local zone: honours TZ in every form
+    except (ValueError, OverflowError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        return ""
+    if mine.utcoffset() == at.utcoffset():
+        return ""
+    day = "" if mine.date() == at.date() else f"{mine:%a} "
+    return f" ({day}{mine:%H:%M} your time)"

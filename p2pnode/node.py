@@ -34,16 +34,16 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from p2pnode import actions, config
+from p2pnode import actions, api, config
 from p2pnode.blobs.host import PeerLink
 from p2pnode.blobs.service import BlobService
-from p2pnode.errors import HomeError, NodeError, NotRunning
+from p2pnode.errors import HomeError, InvalidInput, NodeError, NotRunning
 from p2pnode.events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
 from p2pnode.home import Home
 from p2pnode.net.connection import PeerConnection
 from p2pnode.net.peers import PeerManager
 from p2pnode.net.server import control_app, peer_app, split_host_port
-from p2pnode.store import queries
+from p2pnode.store import inbox, queries
 from p2pnode.store.database import IngestReport
 from p2pnode.store.models import CircleDetail, CircleSummary, Resource
 from protocol.entry import Entry
@@ -55,7 +55,25 @@ log = logging.getLogger(__name__)
 #: not wait for it (they call /v1/refresh); it bounds an idle node's wake-ups (bench/idle.py).
 _WATCH_INTERVAL = 1.0
 _PRUNE_INTERVAL = 6 * 3600.0
+#: held (flock) by the one node serving a home, for as long as it runs
+LOCK_FILE = "node.lock"
 T = TypeVar("T")
+
+
+def node_running(home: Path | str) -> bool:
+    """Whether a node (in this or another process) serves `home` now: its lock is held."""
+    path = Path(home) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return False
 
 
 def _now_ms() -> int:
@@ -169,7 +187,7 @@ class Node:
         if self.serve_control:
             await self._start_control()
         for address in self.initial_peers:
-            self.add_peer(*split_host_port(address))
+            self.add_peer(address)
         if self.mdns:
             await self._start_discovery()
         self._spawn(self._watch_database(), "watch-database")
@@ -182,7 +200,8 @@ class Node:
         fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(token)
-        runner = web.AppRunner(control_app(self, token), handle_signals=False, access_log=None)
+        runner = web.AppRunner(control_app(self, token, api.ACTIONS), handle_signals=False,
+                               access_log=None)
         await runner.setup()
         self._runners.append(runner)
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -249,7 +268,7 @@ class Node:
             self._lock_fd = None
 
     def _take_lock(self) -> None:
-        path = self.home_path / "node.lock"
+        path = self.home_path / LOCK_FILE
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -417,10 +436,6 @@ class Node:
         assert isinstance(link, PeerConnection)
         self.peers.penalise(link, reason, amount)
 
-    def add_peer(self, host: str, port: int) -> None:
-        """Keep a session with the peer at `host:port`: dialled now, redialled after failures."""
-        self.peers.add_address(host, port)
-
     # -- public API: events ----------------------------------------------------------------
     def events(self) -> AsyncIterator[NodeEvent]:
         """Subscribe to node events (entries, peers, transfers) from now on."""
@@ -458,6 +473,8 @@ class Node:
             "home": str(self.home_path),
             "started_ms": self.started_ms,
             "mdns": self.mdns,
+            "interface": self.interface,
+            "manual_peers": list(self.initial_peers),
             "peers_connected": len(self.peers.open_connections()),
             "feeds": len(self._clock),
             "entries": sum(counts.values()),
@@ -493,6 +510,39 @@ class Node:
                         "entries_received": 0, "score": 0.0, "last_error": error})
         out.sort(key=lambda p: (not p["connected"], p["address"] or ""))
         return out
+
+    async def my_circles(self) -> dict[bytes, str]:
+        """Circles this node's user facilitates ("facilitating") or joined ("joined")."""
+        assert self.home is not None
+        return await self._in_thread(inbox.my_circles, self.home.store.conn, self.node_id)
+
+    async def take_notices(self) -> list[inbox.Notice]:
+        """Notices (reschedules, cancellations, sign-ups, accepts) about my circles that no
+        interface has taken yet, oldest first; each is returned once per home, across restarts.
+        """
+        assert self.home is not None
+        return await self._in_thread(inbox.take_notices, self.home.store, self.node_id)
+
+    async def preference(self, key: str) -> str | None:
+        """A setting a user interface remembers in this home (e.g. that it said welcome)."""
+        assert self.home is not None
+        return await self._in_thread(inbox.preference, self.home.store, key)
+
+    async def set_preference(self, key: str, value: str | None) -> None:
+        assert self.home is not None
+        await self._in_thread(inbox.set_preference, self.home.store, key, value)
+
+    def add_peer(self, address: str) -> None:
+        """Keep a session with the peer at "host:port": dialled now, redialled after failures.
+
+        Raises:
+            InvalidInput: `address` is not HOST:PORT.
+        """
+        try:
+            host, port = split_host_port(address)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        self.peers.add_address(host, port)
 
     # -- public API: actions ---------------------------------------------------------------
     async def perform(self, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from p2pnode import actions
-from p2pnode.calendar import circle_calendar
+from p2pnode.calendar import circle_calendar, local_time_note, local_timezone
 from p2pnode.cli.common import (
     EXIT_OK,
     UsageError,
@@ -24,7 +24,7 @@ from p2pnode.cli.common import (
     write_bytes,
     write_output,
 )
-from p2pnode.cli.display import circle_lines, local_time_note, local_timezone
+from p2pnode.cli.display import circle_lines
 from p2pnode.cli.parser import mark_required
 from p2pnode.errors import InvalidInput, NotFound
 from p2pnode.home import Home

@@ -415,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.home is None:
             args.home = default_home()
+        if args.command is None:  # `p2pnode` alone opens the app on the (default) home
+            home, verbose = args.home, args.verbose
+            args = parser.parse_args(["tui"])
+            args.home, args.verbose = home, verbose
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_OK

@@ -361,10 +361,20 @@ def _peer_checks(args: argparse.Namespace, running: dict[str, Any] | None,
                   + "; not checked: no node is running", "")
 
 
-def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
-                 json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register `run`, `status`, `peers`, `doctor` (and the resource commands)."""
-    p = command("run", cmd_run, "run the node: find peers, sync circles, share resources")
+def cmd_tui(args: argparse.Namespace) -> int:
+    """The terminal app, attached to the node serving the home or on a node of its own. The UI
+    package is imported here, lazily: this is the one place the command line starts it, and no
+    p2pnode module loads textual."""
+    from tui.run import main as run_app
+
+    network_key = config.load_network_key(args.network_key)
+    return run_app(args.home, verbose=args.verbose, port=args.port, host=args.listen,
+                   peers=args.peer or [], mdns=not args.no_mdns, interface=args.interface,
+                   network_key=network_key, cooperating_responders=args.fast_mdns)
+
+
+def _node_options(p: argparse.ArgumentParser) -> None:
+    """The options of a node that runs here: `run` and `tui` take the same ones."""
     p.add_argument("--port", type=_port, default=config.DEFAULT_PORT,
                    help=f"TCP port for peers (default {config.DEFAULT_PORT}; 0: any free port)")
     p.add_argument("--listen", default="0.0.0.0", help="address to listen on (default: all)")
@@ -379,6 +389,16 @@ def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
                         " (keeps a shared Wi-Fi usable); default: no limit")
     p.add_argument("--fast-mdns", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(needs_home=False)
+
+
+def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser],
+                 json_flag: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register `run`, `tui`, `status`, `peers`, `doctor` (and the resource commands)."""
+    _node_options(command("run", cmd_run,
+                          "run the node: find peers, sync circles, share resources"))
+    _node_options(command("tui", cmd_tui, "the terminal app (the default when no command is"
+                                          " given); attaches to `p2pnode run` if one serves"
+                                          " the home"))
 
     p = command("status", cmd_status, "what the running node is doing")
     json_flag(p)

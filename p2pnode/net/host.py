@@ -4,21 +4,25 @@ imports it (the layering test in tests/test_layers.py keeps it so).
 
 - `PeerHost` is what the peer manager and each peer session use: our identity and network key,
   our clock, reading and ingesting entries, the event bus, and a few hooks.
-- `ControlHost` is what the local control API serves to the CLI (and to an attached TUI).
+- `ControlHost` is what the local control API serves to the CLI and to an attached app: the
+  same queries, actions and events as `p2pnode.api.NodeAPI` (which `Node` satisfies).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from p2pnode.events import EventBus
+    from p2pnode.events import EventBus, NodeEvent
     from p2pnode.net.connection import PeerConnection
     from p2pnode.store.database import IngestReport
-    from p2pnode.store.models import Resource
+    from p2pnode.store.inbox import Notice
+    from p2pnode.store.models import CircleDetail, CircleSummary, Resource
     from protocol.entry import Entry
     from protocol.identity import Identity
+
+T = TypeVar("T")
 
 
 class PeerHost(Protocol):
@@ -67,11 +71,33 @@ class ControlHost(Protocol):
     async def refresh(self) -> int:
         """Notice entries another process wrote to the home; returns how many."""
 
-    def add_peer(self, host: str, port: int) -> None:
-        """Keep a session with the peer at `host:port` (dialled now and redialled)."""
+    def add_peer(self, address: str) -> None:
+        """Keep a session with the peer at "host:port" (dialled now and redialled).
+
+        Raises:
+            InvalidInput: not HOST:PORT.
+        """
 
     def fetch_progress(self, blob_id: bytes, output: str | None
                        ) -> AsyncIterator[dict[str, Any]]:
         """Download a resource; yields progress dicts, the last one with `done` or `error`."""
 
     async def resources(self, circle: bytes | None = None) -> list[Resource]: ...
+
+    async def circles(self, **filters: Any) -> list[CircleSummary]: ...
+
+    async def circle(self, circle_id: bytes) -> CircleDetail | None: ...
+
+    async def my_circles(self) -> dict[bytes, str]: ...
+
+    async def take_notices(self) -> list[Notice]: ...
+
+    async def preference(self, key: str) -> str | None: ...
+
+    async def set_preference(self, key: str, value: str | None) -> None: ...
+
+    async def perform(self, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an action against the home (the control API passes only registered ones)."""
+
+    def events(self) -> AsyncIterator[NodeEvent]:
+        """Subscribe to node events from now on."""

@@ -17,8 +17,10 @@ BIN = Path(sys.executable).parent
 
 
 def using_it() -> str:
+    """The command-line part of README's "Using it" (the app's part comes before it)."""
     text = README.read_text()
-    return text.split("## Using it", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Using it", 1)[1].split("\n## ", 1)[0]
+    return section.split("### The command line", 1)[1]
 
 
 def blocks(section: str, language: str = "sh") -> list[str]:

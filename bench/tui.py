@@ -1,0 +1,227 @@
+"""The app on a home holding 10 000 circles: time from launch to the first painted table, and
+per-keystroke search latency (median, p95), each next to a bare Textual `DataTable` holding the
+same rows in the same run.
+
+Targets: first paint < 1 s; keystroke p95 < 50 ms.
+
+- launch: `P2PApp` on a started node (the node's start is shown apart), until the circle table
+  holds its rows and the screen has been painted; the baseline is an app whose only widget is a
+  `DataTable` given the same rows at mount.
+- keystroke: a key typed into the search box until the table shows that query's result (the
+  node's full-text search in its store thread, then the table updated in place); the baseline
+  filters the 10 000 rows in memory by substring and refills a bare `DataTable` with the same
+  number of rows the app shows at most. Both run headless through Textual's Pilot, so both
+  include the same key-delivery overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable, Input
+
+from p2pnode import actions
+from p2pnode.home import Home
+from p2pnode.node import Node
+from protocol.entry import create_entry
+from protocol.identity import Identity
+from protocol.records import meeting_dates
+from tui.app import P2PApp
+from tui.screens.circles import ROW_LIMIT, CirclesScreen
+from tui.widgets.circle_table import COLUMNS, CircleTable, circle_row
+
+TOPICS = ("python", "data", "writing", "music", "mathematics", "biology", "history", "spanish",
+          "design", "finance", "cooking", "gardening", "chemistry", "poetry", "robotics",
+          "statistics", "marketing", "photography", "philosophy", "economics")
+CITIES = ("Cape Town", "Nairobi", "Lagos", "Accra", "Kampala", "Durban", "Kigali", "Lusaka")
+WORDS = ("Intro to", "Advanced", "Practical", "Weekend", "Evening", "Beginners'", "Community")
+#: what is typed, letter by letter (then erased), for the keystroke figures
+TYPED = ("python", "garden", "nairobi", "phil")
+
+
+def build_home(path: Path, circles: int, authors: int = 100) -> None:
+    """A home whose store holds `circles` upcoming circles from `authors` authors."""
+    rng = random.Random(7)
+    today = dt.date.today()
+    now_ms = int(time.time() * 1000)
+    with Home.open(path, create=True) as home:
+        actions.set_profile(home, "Bench")
+        entries = []
+        per_author = circles // authors
+        for a in range(authors):
+            identity = Identity.from_private_bytes(hashlib.sha256(f"tui bench {a}".encode())
+                                                   .digest())
+            prev = None
+            for n in range(per_author):
+                topic = rng.choice(TOPICS)
+                start = today + dt.timedelta(days=rng.randrange(1, 300))
+                body = {
+                    "name": f"{rng.choice(WORDS)} {topic} {a}-{n}",
+                    "description": f"We meet weekly to study {topic} together.",
+                    "course": {"title": f"{topic.title()} course", "format": "course",
+                               "topics": [topic], "language": "en"},
+                    "venue": {"name": "Public library", "city": rng.choice(CITIES),
+                              "online": False},
+                    "language": "en", "timezone": "Africa/Johannesburg",
+                    "meeting_time": "18:00", "duration_min": 90,
+                    "meetings": meeting_dates(start, 6), "signup_limit": 15,
+                    "facilitators": [identity.node_id],
+                }
+                entry = create_entry(identity, seq=n + 1, prev=prev,
+                                     timestamp_ms=now_ms - 3600_000 + n, kind="circle", body=body)
+                prev = entry.id
+                entries.append(entry)
+        report = home.store.ingest(entries, now_ms=now_ms)
+        assert len(report.accepted) == len(entries), report.rejected[:3]
+
+
+class BareTable(App[None]):
+    """The baseline: one DataTable and a search box, nothing else."""
+
+    def __init__(self, rows: list[tuple[str, ...]]) -> None:
+        super().__init__()
+        self.all_rows = rows
+        self.shown_search: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(id="search")
+        yield DataTable(id="table")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(*COLUMNS)
+        self.fill("")
+
+    def fill(self, text: str) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        needle = text.lower()
+        shown = 0
+        for row in self.all_rows:
+            if needle in " ".join(row).lower():
+                table.add_row(*row)
+                shown += 1
+                if shown >= ROW_LIMIT:
+                    break
+        self.shown_search = text
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.fill(event.value)
+
+
+async def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await asyncio.sleep(0.001)
+
+
+async def type_and_time(pilot, shown) -> list[float]:
+    """Type each word of TYPED and erase it; seconds from each key to its result shown."""
+    latencies = []
+    text = ""
+    keys = []
+    for word in TYPED:
+        keys += list(word) + ["backspace"] * len(word)
+    for key in keys:
+        text = text[:-1] if key == "backspace" else text + key
+        start = time.perf_counter()
+        await pilot.press(key)
+        await wait_until(lambda t=text: shown() == t)
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+async def run_app(home: Path) -> tuple[float, float, list[float], list[tuple[str, ...]]]:
+    start = time.perf_counter()
+    node = Node(home, port=0, host="127.0.0.1", mdns=False, control=False)
+    await node.start()
+    node_start = time.perf_counter() - start
+    try:
+        app = P2PApp(node, welcome=False)
+        launched = time.perf_counter()
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_until(lambda: isinstance(app.screen, CirclesScreen)
+                             and app.screen.shown_query is not None)
+            await pilot.pause()  # painted
+            first_paint = time.perf_counter() - launched
+            screen = app.screen
+            rows = [cells for _, cells in screen.query_one(CircleTable)._rows]
+            await pilot.press("slash")
+
+            def shown() -> str | None:
+                query = screen.shown_query
+                return None if query is None else query.search
+            latencies = await type_and_time(pilot, shown)
+    finally:
+        await node.close()
+    return node_start, first_paint, latencies, rows
+
+
+async def run_bare(all_rows: list[tuple[str, ...]]) -> tuple[float, list[float]]:
+    app = BareTable(all_rows)
+    launched = time.perf_counter()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(lambda: app.shown_search is not None)
+        await pilot.pause()
+        first_paint = time.perf_counter() - launched
+        await pilot.press("tab") if not app.query_one(Input).has_focus else None
+        latencies = await type_and_time(pilot, lambda: app.shown_search)
+    return first_paint, latencies
+
+
+def figures(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--circles", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        print(f"building a home with {args.circles} circles…", flush=True)
+        start = time.perf_counter()
+        build_home(home, args.circles)
+        print(f"  built in {time.perf_counter() - start:.1f} s")
+        node_start, paint, keys, _ = asyncio.run(run_app(home))
+        node = Node(home, port=0, host="127.0.0.1", mdns=False, control=False)
+
+        async def every_row() -> list[tuple[str, ...]]:
+            await node.start()
+            try:
+                found = await node.circles(limit=args.circles)
+                mine = await node.my_circles()
+                return [circle_row(c, mine.get(c.id)) for c in found]
+            finally:
+                await node.close()
+        all_rows = asyncio.run(every_row())
+        bare_paint, bare_keys = asyncio.run(run_bare(all_rows))
+    median, p95 = figures(keys)
+    bare_median, bare_p95 = figures(bare_keys)
+    print(f"node start: {node_start * 1000:.0f} ms (before the app launches)")
+    print(f"first painted table: app {paint * 1000:.0f} ms, bare DataTable {bare_paint * 1000:.0f}"
+          f" ms ({paint / bare_paint:.1f}x)   target < 1000 ms: "
+          f"{'ok' if paint < 1 else 'MISSED'}")
+    print(f"keystroke to result ({len(keys)} keys): app median {median:.1f} ms, p95 {p95:.1f}"
+          f" ms; bare DataTable median {bare_median:.1f} ms, p95 {bare_p95:.1f} ms   target p95"
+          f" < 50 ms: {'ok' if p95 < 50 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

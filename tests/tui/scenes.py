@@ -1,0 +1,95 @@
+"""Fixed data for the app's tests and snapshots: homes with seeded keys, and a small network of
+circles written with fixed timestamps, so ids, fingerprints and dates are the same every run.
+
+"Now" is `builders.NOW_MS` (2027-01-01T00:00Z); tests that show this data fix the node's clock
+to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from builders import DAY_MS, NOW_MS, Feed, circle_body, identity_from_seed, sealing_key_from_seed
+
+from p2pnode import actions, config
+from p2pnode.home import Home
+from protocol.sealing import seal
+
+ME_SEED, BEN_SEED, CHLOE_SEED, DMITRI_SEED = "tui me", "tui ben", "tui chloe", "tui dmitri"
+
+
+def seeded_home(path: Path, seed: str) -> Path:
+    """A home whose identity and sealing keys derive from `seed` (so its fingerprint is fixed)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, key in ((config.IDENTITY_FILE, identity_from_seed(seed).private_bytes()),
+                      (config.SEALING_KEY_FILE, hashlib.sha256(seed.encode()).digest())):
+        fd = os.open(path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, key)
+        os.close(fd)
+    with Home.open(path) as home:
+        home.finish_recovery()  # a new identity: there is no older feed to recover
+    return path
+
+
+def _person(seed: str, name: str) -> Feed:
+    feed = Feed(identity_from_seed(seed), start_ms=NOW_MS - 60 * DAY_MS)
+    feed.add("profile", {"name": name,
+                         "enc_key": sealing_key_from_seed(seed).public_bytes})
+    return feed
+
+
+def network(path: Path, *, my_name: str | None = "Ana", joined: bool = True) -> dict[str, bytes]:
+    """Fill the seeded home at `path` with circles by Ben, Chloé, a forked Dmitri and me.
+
+    Returns:
+        circle ids by short name: python, french, data (mine), stats (ended), forked.
+    """
+    ben, chloe, dmitri = (_person(BEN_SEED, "Ben"), _person(CHLOE_SEED, "Chloé"),
+                          _person(DMITRI_SEED, "Dmitri"))
+    python = ben.add("circle", circle_body(
+        [ben.node_id], name="Python for Everybody", start="2027-01-12", topics=["python"],
+        description="We work through **Python for Everybody** together, one chapter a week.",
+        signup_limit=15, signup_question="Have you programmed before?",
+        course={"title": "Python for Everybody", "provider": "Dr Chuck", "format": "course",
+                "link": "https://www.py4e.com", "topics": ["python"], "language": "en"}))
+    stats = ben.add("circle", circle_body(
+        [ben.node_id], name="Intro to Statistics", start="2026-10-06", topics=["statistics"]))
+    french_body = circle_body(
+        [chloe.node_id], name="Écrire en français", start="2027-01-05", language="fr",
+        timezone="Europe/Paris", meeting_time="19:00", topics=["writing"],
+        description="Atelier d'écriture en ligne.")
+    french_body["venue"] = {"name": "Zoom", "city": "Paris", "online": True}
+    french = chloe.add("circle", french_body)
+    forked = dmitri.add("circle", circle_body(
+        [dmitri.node_id], name="Linux Command Line", start="2027-01-14", city="Durban",
+        venue="Makerspace", topics=["linux"]))
+    rival = Feed(dmitri.identity, start_ms=NOW_MS - 59 * DAY_MS)
+    rival.add("profile", {"name": "Dmitri (laptop 2)",
+                          "enc_key": sealing_key_from_seed(DMITRI_SEED).public_bytes})
+    ids = {"python": python.id, "stats": stats.id, "french": french.id, "forked": forked.id}
+    with Home.open(path) as home:
+        home.store.ingest([*ben.entries, *chloe.entries, *dmitri.entries], now_ms=NOW_MS)
+        home.store.ingest(rival.entries, now_ms=NOW_MS)
+        at = NOW_MS - 10 * DAY_MS
+        if my_name:
+            actions.set_profile(home, my_name, at_ms=at)
+            mine = actions.announce_circle(home, circle_body(
+                [], name="Data Science Basics", start="2027-01-09", topics=["data", "python"],
+                city="Nairobi", venue="iHub, 4th floor", timezone="Africa/Nairobi",
+                meeting_time="10:00", signup_limit=10,
+                description="Pandas, plots and questions worth asking of data."),
+                at_ms=at + 1000)
+            ids["data"] = mine.id
+            eve = _person("tui eve", "Eve")
+            me = home.identity.node_id
+            sealed = seal({"contact": "eve@example.org", "goal": "learn pandas"},
+                          [(me, home.sealing_key.public_bytes)])
+            eve.add("join", {"circle": mine.id, "action": "join", "display_name": "Eve",
+                             "sealed": sealed})
+            home.store.ingest(eve.entries, now_ms=NOW_MS)
+            if joined:
+                actions.join_circle(home, python.id, my_name, at_ms=at + 2000)
+                actions.rsvp(home, python.id, number=1, at_ms=at + 3000)
+    return ids

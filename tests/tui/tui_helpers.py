@@ -1,0 +1,74 @@
+"""Helpers the app's tests share: waiting for the app to settle, what it told the learner, and
+two connected real nodes with a circle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+from builders import NOW_MS, circle_body
+from textual.notifications import Notify
+from textual.pilot import Pilot
+
+from p2pnode import actions
+from p2pnode.node import Node
+from tui.app import P2PApp
+
+SMALL, LARGE = (80, 24), (160, 50)
+
+#: workers that run as long as the app does
+_LONG_LIVED = frozenset({"events"})
+
+
+async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
+    """Let the app's short workers finish and the screen repaint (bounded)."""
+    deadline = time.monotonic() + timeout
+    quiet_rounds = 0
+    while time.monotonic() < deadline and quiet_rounds < 3:
+        await pilot.pause(0.02)
+        busy = [w for w in pilot.app.workers
+                if w.group not in _LONG_LIVED and not w.is_finished]
+        quiet_rounds = 0 if busy else quiet_rounds + 1
+    await pilot.pause()
+
+
+
+def notifications(app: Any) -> list[str]:
+    """What the app has told the learner so far (title and text of each notification)."""
+    return [f"{m.notification.title}: {m.notification.message}" for m in app.posted
+            if isinstance(m, Notify)]
+
+
+
+def days_from_today(days: int) -> str:
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+
+
+async def two_nodes(nodes, eventually, *, start_in_days: int = 7, **circle: object):
+    """Ben facilitates a circle; my node is connected to his and has it."""
+    ben = await nodes.start("ben")
+    await ben.perform(actions.set_profile, "Ben")
+    entry = await ben.perform(actions.announce_circle, circle_body(
+        [], name="Python for Everybody", start=days_from_today(start_in_days),
+        signup_question="Have you programmed before?", **circle))
+    me = await nodes.start("me", peers=[ben])
+    await me.perform(actions.set_profile, "Ana")
+    await eventually(lambda: me.circle(entry.id), timeout=10)
+    await eventually(lambda: ben.peers.open_connections(), timeout=10)
+    return ben, me, entry.id
+
+
+class FixedApp(P2PApp):
+    """The app owning a loopback node on `home`, started and closed in the app's own loop."""
+
+    def __init__(self, home: Path, **kwargs: Any) -> None:
+        super().__init__(Node(home, port=0, host="127.0.0.1", mdns=False, control=False),
+                         clock=lambda: NOW_MS / 1000, **kwargs)
+
+    async def on_load(self) -> None:
+        await self.node.start()
+
+    async def on_unmount(self) -> None:
+        await self.node.close()

@@ -1,0 +1,248 @@
+"""The Textual app: a thin shell around a running node (`p2pnode.api.NodeAPI`: a `Node` in
+the same event loop, or a `RemoteNode` attached to `p2pnode run`; no screen knows which).
+
+It owns the node's event subscription (one worker turning entries into `NodeChanged`, notices
+and "new circle" notifications), the status line, the command palette and the theme; the
+screens in `tui/screens/` do the rest. The app never starts or stops the node: whoever made
+it does (`tui.run`), so a test can drive the app against a node it controls.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker
+
+from p2pnode.api import NodeAPI
+from p2pnode.events import EntryArrived, PeerDown, PeerUp
+from p2pnode.store.inbox import Notice
+from p2pnode.store.models import CircleDetail
+from protocol.identity import fingerprint
+from tui.messages import CircleAnnounced, NodeChanged, NoticesTaken, StatusUpdated
+from tui.screens.base import report_worker_failure
+from tui.widgets.status_bar import status_line
+
+_NOTICE_KINDS = frozenset({"circle.update", "circle.cancel", "join", "join.accept"})
+#: how long received entries count as "sync activity" in the status line
+_SYNC_WINDOW = 5.0
+_STATUS_INTERVAL = 1.0
+
+
+class P2PApp(App[None]):
+    """Find, join and run learning circles on a running node."""
+
+    CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses live elsewhere
+    TITLE = "p2pnode"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+    ]
+
+    status_text = reactive("p2pnode · starting…")
+
+    def __init__(self, node: NodeAPI, *, clock: Callable[[], float] = time.time,
+                 welcome: bool = True) -> None:
+        super().__init__()
+        self.node = node
+        self.clock = clock
+        self.welcome = welcome
+        self.node_status: dict[str, Any] | None = None
+        self.my_name: str | None = None
+        self.notices: list[tuple[Notice, bool]] = []
+        self._received: collections.deque[tuple[float, int]] = collections.deque()
+
+    def today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.clock()).date()
+
+    def on_mount(self) -> None:
+        from tui.screens.circles import CirclesScreen
+
+        self.push_screen(CirclesScreen())
+        self.watch_node()
+        self.refresh_status()
+        self.set_interval(_STATUS_INTERVAL, self.refresh_status)
+        self.take_notices(away=True)
+        if self.welcome:
+            self.maybe_welcome()
+
+    # -- node → UI ---------------------------------------------------------------------------
+    @work(exclusive=True, group="events", exit_on_error=False)
+    async def watch_node(self) -> None:
+        """Turn node events into messages; a burst is merged into one NodeChanged."""
+        async for event in self.node.events():
+            if isinstance(event, EntryArrived):
+                self.post_message(NodeChanged(frozenset({event.kind}), 0 if event.own else 1))
+                if event.kind == "circle" and not event.own:
+                    self.announce_arrival(event.entry_id)
+            elif isinstance(event, PeerUp | PeerDown):
+                self.refresh_status()
+
+    @on(NodeChanged)
+    def _node_changed(self, message: NodeChanged) -> None:
+        if message.foreign:
+            self._received.append((time.monotonic(), message.foreign))
+        for screen in self.screen_stack:
+            handler = getattr(screen, "node_changed", None)
+            if handler is not None:
+                handler(message.kinds)
+        if message.kinds & _NOTICE_KINDS and message.foreign:
+            self.take_notices(away=False)
+
+    @work(group="notices", exit_on_error=False)
+    async def take_notices(self, away: bool) -> None:
+        notices = await self.node.take_notices()
+        if notices:
+            self.post_message(NoticesTaken(notices, away))
+
+    @on(NoticesTaken)
+    def _notices(self, message: NoticesTaken) -> None:
+        self.notices += [(n, message.away) for n in message.notices]
+        if message.away:
+            shown = message.notices[-3:]
+            more = len(message.notices) - len(shown)
+            text = "\n".join(f"• {n.text}" for n in shown)
+            if more:
+                text += f"\n…and {more} more (press n)"
+            self.notify(text, title="While you were away", timeout=20, markup=False)
+        else:
+            for notice in message.notices:
+                severity = "warning" if notice.kind in ("cancelled", "rescheduled") \
+                    else "information"
+                self.notify(notice.text, title=notice.kind.capitalize(), severity=severity,
+                            timeout=15, markup=False)
+
+    @work(group="arrivals", exit_on_error=False)
+    async def announce_arrival(self, circle_id: bytes) -> None:
+        detail = await self.node.circle(circle_id)
+        if detail is not None:
+            who = detail.summary.author.label
+            self.post_message(CircleAnnounced(detail.summary.name, who))
+
+    @on(CircleAnnounced)
+    def _circle_announced(self, message: CircleAnnounced) -> None:
+        self.notify(f"{message.name}\nby {message.who}", title="New circle", timeout=8,
+                    markup=False)
+
+    @work(exclusive=True, group="status", exit_on_error=False)
+    async def refresh_status(self) -> None:
+        status = await self.node.status()
+        horizon = time.monotonic() - _SYNC_WINDOW
+        while self._received and self._received[0][0] < horizon:
+            self._received.popleft()
+        self.post_message(StatusUpdated(status, sum(n for _, n in self._received)))
+
+    @on(StatusUpdated)
+    def _status(self, message: StatusUpdated) -> None:
+        changed = message.status != self.node_status
+        self.node_status = message.status
+        self.my_name = message.status.get("name")
+        self.status_text = status_line(message.status, message.syncing)
+        if changed:
+            for screen in self.screen_stack:
+                handler = getattr(screen, "status_changed", None)
+                if handler is not None:
+                    handler()
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        report_worker_failure(event, self.notify)
+
+    # -- navigation and actions --------------------------------------------------------------
+    @work(exclusive=True, group="welcome-check", exit_on_error=False)
+    async def maybe_welcome(self) -> None:
+        from tui.screens.welcome import WELCOME_PREFERENCE, WelcomeScreen
+
+        if await self.node.preference(WELCOME_PREFERENCE):
+            return
+        status = await self.node.status()
+        if status.get("name"):
+            await self.node.set_preference(WELCOME_PREFERENCE, "1")
+            return
+        self.push_screen(WelcomeScreen(), lambda _: self.refresh_status())
+
+    def open_circle(self, circle_id: bytes) -> None:
+        from tui.screens.detail import DetailScreen
+
+        self.push_screen(DetailScreen(circle_id))
+
+    def replace_with_circle(self, circle_id: bytes) -> None:
+        """After announcing: the form gives way to the new circle."""
+        from tui.screens.detail import DetailScreen
+
+        self.switch_screen(DetailScreen(circle_id))
+
+    def calendar_path(self, detail: CircleDetail) -> Path:
+        """Where "add to calendar" suggests writing: next to the node's home."""
+        slug = "".join(ch if ch.isalnum() else "-" for ch in detail.summary.name.lower())
+        slug = "-".join(part for part in slug.split("-") if part)[:40] or "circle"
+        return self.node.home_path.parent / f"{slug}-{fingerprint(detail.summary.id)}.ics"
+
+    def action_announce(self) -> None:
+        from tui.screens.announce import AnnounceScreen
+
+        self.push_screen(AnnounceScreen())
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_notices(self) -> None:
+        from tui.screens.notices import NoticesScreen
+
+        self.push_screen(NoticesScreen(self.notices))
+
+    def action_add_peer(self) -> None:
+        from tui.screens.forms import AddPeerForm
+
+        def added(address: str | None) -> None:
+            if address:
+                self.node.add_peer(address)
+                self.notify(f"Dialling {address}; it stays on the list while the app runs.",
+                            markup=False)
+                self.refresh_status()
+
+        self.push_screen(AddPeerForm(), added)
+
+    def action_search(self) -> None:
+        self._on_circles(lambda screen: screen.action_focus_search())
+
+    def action_filter(self) -> None:
+        self._on_circles(lambda screen: screen.query_one("#topic").focus())
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def _on_circles(self, then: Callable[[Any], None]) -> None:
+        from tui.screens.circles import CirclesScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, CirclesScreen):
+            self.pop_screen()
+        if isinstance(self.screen, CirclesScreen):
+            then(self.screen)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Announce a circle", "Publish a new learning circle",
+                            self.action_announce)
+        yield SystemCommand("Search circles", "Type to narrow the list", self.action_search)
+        yield SystemCommand("Filter circles", "By topic, language, weekday, status, mine",
+                            self.action_filter)
+        yield SystemCommand("Add a peer", "Connect to a node by host:port",
+                            self.action_add_peer)
+        yield SystemCommand("Notifications", "Reschedules, cancellations, sign-ups",
+                            self.action_notices)
+        yield SystemCommand("Toggle light/dark theme", "Switch the colour theme",
+                            self.action_toggle_theme)
+        yield SystemCommand("Help", "Keys and how peers are found", self.action_help)
+        yield SystemCommand("Quit", "Stop the node and leave", self.action_quit)
