@@ -4,6 +4,7 @@ entries from the wire."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import msgpack
@@ -19,8 +20,8 @@ from builders import (
     rsvp_body,
 )
 
-from p2pnode.errors import InvalidInput, NodeError
-from p2pnode.store import queries
+from p2pnode.errors import InvalidInput, NodeError, StorageError
+from p2pnode.store import exchange, queries
 from p2pnode.store.database import Store
 from p2pnode.store.exchange import FORMAT, VERSION, export_entries, import_entries
 from protocol.codec import pack
@@ -253,3 +254,21 @@ def test_no_single_tampered_byte_imports_a_false_entry(tmp_path, exported):
             assert report.new == len(stored)
             outcomes["whole" if len(stored) == len(truth) else "partial"] += 1
     assert outcomes["partial"] > len(positions) // 2  # most damage costs entries: it is caught
+
+
+def test_an_import_that_fails_part_way_raises_and_leaves_no_reader_behind(
+    tmp_path, exported, monkeypatch
+):
+    """When storing fails after a batch, the import raises StorageError and its reader stops."""
+    monkeypatch.setattr(exchange, "_BATCH", 1)  # five batches: the reader runs ahead
+    target = Store(tmp_path / "target.sqlite3")
+    stored: list[int] = []
+
+    def close_after_first(entries) -> None:
+        stored.append(len(entries))
+        target.close()  # the next batch cannot be written
+
+    with pytest.raises(StorageError):
+        import_entries(target, exported, now_ms=NOW_MS, on_batch=close_after_first)
+    assert stored == [1]
+    assert not [t for t in threading.enumerate() if t.name == "p2pnode-import-read"]
