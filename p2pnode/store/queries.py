@@ -94,21 +94,45 @@ def _members(
       timestamp of the run's first join, then its entry id): `pending` while a seat is left,
       `waiting` (the waiting list) after that. Without a `signup_limit` nobody waits.
     """
-    rows = conn.execute(
-        "SELECT author, entry_id, display_name, action, timestamp_ms FROM joins"
-        " WHERE circle = ? ORDER BY author, seq",
-        (circle_id,),
-    ).fetchall()
-    decisions = {
-        join_id: (order, bool(accepted))
-        for order, (join_id, accepted) in enumerate(conn.execute(
+    rows, decisions = _signup_rows(conn, [circle_id])
+    return _standing(rows.get(circle_id, []), decisions, signup_limit)
+
+
+#: circles whose sign-ups one listing query fetches at once (SQLite's parameter limit is higher)
+_IN_CHUNK = 500
+
+
+def _signup_rows(conn: sqlite3.Connection, circle_ids: list[bytes]
+                 ) -> tuple[dict[bytes, list[tuple]], dict[bytes, tuple[int, bool]]]:
+    """The `join` rows of each circle (in author, seq order) and the facilitators' decisions by
+    join id (with their order), for many circles in two queries a chunk: a listing must not
+    ask twice per circle (bench/queries.py: 0.6 ms per listed circle when it did)."""
+    rows: dict[bytes, list[tuple]] = {}
+    decisions: dict[bytes, tuple[int, bool]] = {}
+    for start in range(0, len(circle_ids), _IN_CHUNK):
+        chunk = circle_ids[start:start + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for circle, *row in conn.execute(
+            "SELECT circle, author, entry_id, display_name, action, timestamp_ms FROM joins"
+            f" WHERE circle IN ({marks}) ORDER BY circle, author, seq",
+            chunk,
+        ):
+            rows.setdefault(circle, []).append(tuple(row))
+        # the order of decisions within one circle is what counts (the latest wins)
+        for join_id, accepted in conn.execute(
             "SELECT a.join_id, a.accepted FROM join_accepts a"
             " JOIN circle_facilitators f ON f.circle = a.circle AND f.node_id = a.author"
             " JOIN entries e ON e.id = a.entry_id"  # seq breaks ties within one feed
-            " WHERE a.circle = ? ORDER BY a.timestamp_ms, e.seq, a.entry_id",
-            (circle_id,),
-        ))
-    }
+            f" WHERE a.circle IN ({marks}) ORDER BY a.timestamp_ms, e.seq, a.entry_id",
+            chunk,
+        ):
+            decisions[join_id] = (len(decisions), bool(accepted))
+    return rows, decisions
+
+
+def _standing(rows: list[tuple], decisions: dict[bytes, tuple[int, bool]],
+              signup_limit: int | None) -> list[tuple[bytes, bytes, str, str]]:
+    """`_members` from one circle's join rows and the decisions (see its rules)."""
     runs: dict[bytes, list[tuple]] = {}
     for row in rows:
         if row[3] == "join":
@@ -143,12 +167,11 @@ def _members(
 SEATED = ("accepted", "pending")
 
 
-def _summary(conn: sqlite3.Connection, row: tuple, people: _People, now_ms: int) -> CircleSummary:
-    circle_id, author, cancelled, state_bytes = row
-    state = msgpack.unpackb(state_bytes, raw=False)
+def _summary(row: tuple, state: dict[str, Any], members: list[tuple], people: _People,
+             now_ms: int) -> CircleSummary:
+    circle_id, author, cancelled, _ = row
     status, next_meeting = _status(state, bool(cancelled), now_ms)
-    seats = sum(1 for m in _members(conn, circle_id, state.get("signup_limit"))
-                if m[3] in SEATED)
+    seats = sum(1 for m in members if m[3] in SEATED)
     course, venue = state.get("course", {}), state.get("venue", {})
     facilitators = tuple(dict.fromkeys([*state.get("facilitators", ())]))
     return CircleSummary(
@@ -228,7 +251,14 @@ def list_circles(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY c.start_date LIMIT ?"
     people = _People(conn)
-    summaries = [_summary(conn, row, people, now_ms) for row in conn.execute(sql, (*args, limit))]
+    found = conn.execute(sql, (*args, limit)).fetchall()
+    states = [msgpack.unpackb(row[3], raw=False) for row in found]
+    joins, decisions = _signup_rows(conn, [row[0] for row in found])
+    summaries = [
+        _summary(row, state, _standing(joins.get(row[0], []), decisions,
+                                       state.get("signup_limit")), people, now_ms)
+        for row, state in zip(found, states, strict=True)
+    ]
     if not include_past:
         summaries = [s for s in summaries if s.status in ("upcoming", "running")]
     summaries.sort(key=lambda s: (s.next_meeting is None, s.next_meeting or "", s.start_date,
@@ -281,8 +311,9 @@ def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> Ci
     if row is None:
         return None
     people = _People(conn)
-    summary = _summary(conn, row[:4], people, now_ms)
     state = msgpack.unpackb(row[3], raw=False)
+    members = _members(conn, circle_id, state.get("signup_limit"))
+    summary = _summary(row[:4], state, members, people, now_ms)
     rsvp_counts: dict[str, list[int]] = {}
     for date, attending, count in conn.execute(
         "SELECT r.date, r.attending, count(*) FROM rsvps r WHERE r.circle = ?"
@@ -314,7 +345,7 @@ def get_circle(conn: sqlite3.Connection, circle_id: bytes, *, now_ms: int) -> Ci
     )
     participants = tuple(
         Participant(people(author), name, join_id, status)
-        for author, join_id, name, status in _members(conn, circle_id, state.get("signup_limit"))
+        for author, join_id, name, status in members
     )
     feedback = _feedback(conn, circle_id, people)
     return CircleDetail(
@@ -371,16 +402,20 @@ def list_resources(
     """Shared resources, newest first: one row per blob and author, from the author's latest
     `resource` record for that blob (sharing a file again updates its title, caption, circle)."""
     people = people or _People(conn)
+    # one circle's: only the (blob, author) pairs that ever named it are ranked (by index),
+    # not every resource known here
+    only = (" WHERE (r.blob, r.author) IN (SELECT blob, author FROM resources WHERE circle = ?)"
+            if circle is not None else "")
     sql = (
         "SELECT entry_id, blob, title, size, media_type, format, licence, caption, circle,"
         " author FROM (SELECT r.*, row_number() OVER (PARTITION BY r.blob, r.author"
-        " ORDER BY e.seq DESC) AS newest FROM resources r JOIN entries e ON e.id = r.entry_id)"
-        " WHERE newest = 1"
+        " ORDER BY e.seq DESC) AS newest FROM resources r JOIN entries e ON e.id = r.entry_id"
+        f"{only}) WHERE newest = 1"
     )
     args: Iterable[Any] = ()
     if circle is not None:
         sql += " AND circle = ?"
-        args = (circle,)
+        args = (circle, circle)
     sql += " ORDER BY timestamp_ms DESC, entry_id"
     return [Resource(*r[:9], author=people(r[9])) for r in conn.execute(sql, tuple(args))]
 
