@@ -62,6 +62,7 @@ class PeerConnection:
         address: str,
         how: str,
         expected_peer_id: bytes | None = None,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.host = host
         self.manager = manager
@@ -69,13 +70,17 @@ class PeerConnection:
         self.initiator = initiator
         self.address = address
         self.how = how
+        self.started = time.monotonic()
+        limits = dict(host.session_limits)
+        if handshake_timeout is not None:
+            limits["handshake_timeout"] = handshake_timeout
         self.session = Session(
             host.identity,
             initiator=initiator,
             network_key=host.network_key,
             expected_peer_id=expected_peer_id,
-            now=time.monotonic(),
-            **host.session_limits,
+            now=self.started,
+            **limits,
         )
         self.replication = Replication()
         self.peer_id: bytes | None = None
@@ -329,7 +334,7 @@ class PeerConnection:
             entries = await self._ingest.get()
             report = await self.host.ingest_from_peer(entries)
             if report.accepted:
-                self.manager.reward(self)
+                self.manager.reward(self, useful=len(report.accepted))
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
             wants = self.replication.wants(report.gaps, now)
