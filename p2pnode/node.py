@@ -286,6 +286,14 @@ class Node:
         assert self.home is not None
         return await self._in_thread(self.home.store.feed_entries, author, from_seq, limit)
 
+    async def missing_bodies(self, limit: int) -> list[tuple[bytes, bytes, int]]:
+        assert self.home is not None
+        return await self._in_thread(self.home.store.entries_missing_body, limit)
+
+    async def entries_with_bodies(self, ids: list[bytes]) -> list[Entry]:
+        assert self.home is not None
+        return await self._in_thread(self.home.store.entries_with_bodies, ids)
+
     async def ingest_from_peer(self, entries: tuple[Entry, ...]) -> IngestReport:
         assert self.home is not None
         job = self._spawn(

@@ -14,6 +14,10 @@ Rules:
 - Our own `gaps` (entries that arrived ahead of their predecessors) become `want` pairs, but
   never for a seq whose entry we refused from this peer (asking would bring the same refused
   entry back, forever), and the same want at most once per `WANT_INTERVAL`.
+- Bodies a relay stripped (PROTOCOL.md 5, "Missing bodies"): `BodyRequests` plans which peer
+  to ask for which body — one that holds the entry by its clock, not asked for it lately, and
+  another one when the first stays silent — and `BodyBudget` caps how many bodies a peer may
+  make us send.
 - A peer cannot grow our memory: its clock is kept only for authors we hold (plus at most
   `MAX_UNKNOWN_AUTHORS` others), wants for authors we do not hold are ignored, and a clock frame
   after the final one is refused.
@@ -21,7 +25,9 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+
+from .frames import MAX_BODY_IDS
 
 #: seconds before the same `want` (author, from_seq) is sent or honoured again
 WANT_INTERVAL = 10.0
@@ -29,6 +35,14 @@ WANT_INTERVAL = 10.0
 REFUSAL_MEMORY = 600.0
 #: authors we do not hold that a peer's clock may name (beyond that they are not remembered)
 MAX_UNKNOWN_AUTHORS = 10_000
+#: bodies a peer may make us send per second through `want_bodies` (bursts of twice that)
+BODY_RATE = 256.0
+#: seconds without the body before another holder is asked for it
+BODY_RETRY = 3.0
+#: seconds before the same peer is asked for the same body again; doubled after each time
+#: (a body may have been dropped everywhere, e.g. expired) up to `BODY_ASK_MAX`
+BODY_ASK_AGAIN = 10.0
+BODY_ASK_MAX = 3600.0
 
 
 class Replication:
@@ -152,3 +166,73 @@ class Replication:
             self._wanted[author] = (from_seq, now)
             out.append((author, from_seq))
         return out
+
+
+class BodyBudget:
+    """How many bodies a peer may make us send: a token bucket of `BODY_RATE` per second."""
+
+    def __init__(self, now: float, rate: float = BODY_RATE) -> None:
+        self._rate = rate
+        self._tokens = 2 * rate
+        self._time = now
+
+    def take(self, wanted: int, now: float) -> int:
+        """How many of `wanted` bodies may be sent now (the rest are not answered)."""
+        self._tokens = min(2 * self._rate, self._tokens + max(0.0, now - self._time) * self._rate)
+        self._time = now
+        granted = min(wanted, int(self._tokens))
+        self._tokens -= granted
+        return granted
+
+
+class BodyRequests:
+    """Which peer to ask for which missing body (node-wide, across sessions)."""
+
+    def __init__(self) -> None:
+        #: entry id -> peer id -> when that peer was asked
+        self._asked: dict[bytes, dict[bytes, float]] = {}
+        #: entry id -> peer id -> when that peer may be asked again
+        self._again: dict[bytes, dict[bytes, float]] = {}
+        #: the last plan skipped ids because their answer may still come (plan again soon)
+        self.awaiting = False
+
+    def plan(self, missing: Sequence[tuple[bytes, bytes, int]],
+             holders: Mapping[bytes, Mapping[bytes, int]], now: float) -> dict[bytes, list[bytes]]:
+        """Assign missing bodies to peers.
+
+        Args:
+            missing: (entry id, author, seq) of entries held without a body.
+            holders: peer id -> that peer's clock (author -> latest seq it holds).
+
+        Returns:
+            peer id -> entry ids to ask it for (at most `MAX_BODY_IDS` each). An id is asked of
+            one peer at a time; after `BODY_RETRY` s without the body, of a peer not yet asked,
+            or asked long enough ago (`BODY_ASK_AGAIN`, doubling per peer up to `BODY_ASK_MAX`).
+        """
+        wanted = {entry_id for entry_id, _, _ in missing}
+        for entry_id in [i for i in self._asked if i not in wanted]:
+            del self._asked[entry_id]  # the body came (or the entry was dropped)
+            self._again.pop(entry_id, None)
+        plan: dict[bytes, list[bytes]] = {}
+        self.awaiting = False
+        for entry_id, author, seq in missing:
+            asked = self._asked.setdefault(entry_id, {})
+            again = self._again.setdefault(entry_id, {})
+            if asked and now - max(asked.values()) < BODY_RETRY:
+                self.awaiting = True  # an answer may still come
+                continue
+            candidates = [
+                peer for peer, clock in holders.items()
+                if clock.get(author, 0) >= seq and now >= again.get(peer, now)
+                and len(plan.get(peer, ())) < MAX_BODY_IDS
+            ]
+            if not candidates:
+                continue
+            peer = min(candidates, key=lambda p: (asked.get(p, -1e18), len(plan.get(p, ()))))
+            wait = BODY_ASK_AGAIN if peer not in asked else min(
+                BODY_ASK_MAX, 2 * (again[peer] - asked[peer]))
+            asked[peer] = now
+            again[peer] = now + wait
+            plan.setdefault(peer, []).append(entry_id)
+        self.awaiting = self.awaiting or bool(plan)
+        return plan

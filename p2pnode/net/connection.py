@@ -25,7 +25,7 @@ from aiohttp import web
 from protocol import frames as fr
 from protocol.entry import MAX_WIRE_SIZE
 from protocol.identity import fingerprint
-from protocol.replication import Replication
+from protocol.replication import BodyBudget, Replication
 from protocol.session import (
     FrameReceived,
     FrameRejected,
@@ -83,6 +83,9 @@ class PeerConnection:
             **limits,
         )
         self.replication = Replication()
+        #: entry ids whose bodies the peer asked for, not yet answered; and what it may ask
+        self._body_asks: list[bytes] = []
+        self._body_budget = BodyBudget(self.started)
         self.peer_id: bytes | None = None
         self.connected_since_ms: int | None = None
         self.close_reason = ""
@@ -262,6 +265,7 @@ class PeerConnection:
                 return
             if frame.final:
                 self.host.on_peer_clock(self)
+                self.manager.bodies.wake()
             self._wake_sender.set()
         elif isinstance(frame, fr.Want):
             ignored = self.replication.receive_want(frame.pairs, self.host.clock_view(),
@@ -269,6 +273,12 @@ class PeerConnection:
             if ignored > 64:
                 self.manager.penalise(self, f"{ignored} pointless want pairs", 5)
             self._wake_sender.set()
+        elif isinstance(frame, fr.WantBodies):
+            granted = self._body_budget.take(len(frame.entry_ids), time.monotonic())
+            # beyond the budget the ids go unanswered: the asker tries again later, or elsewhere
+            if len(self._body_asks) < 4 * fr.MAX_BODY_IDS:
+                self._body_asks.extend(frame.entry_ids[:granted])
+                self._wake_sender.set()
         else:
             handler = self.handlers.get(type(frame))
             if handler is not None:
@@ -304,6 +314,24 @@ class PeerConnection:
             self._wake_sender.clear()
             for author in self.replication.take_dirty():
                 await self._send_feed(author)
+            if self._body_asks:
+                await self._send_bodies()
+
+    async def _send_bodies(self) -> None:
+        """Answer the peer's `want_bodies` with the entries we hold with their body."""
+        asked, self._body_asks = self._body_asks, []
+        entries = await self.host.entries_with_bodies(asked)
+        batch: list = []
+        size = 0
+        for entry in entries:
+            entry_size = len(entry.header_bytes) + 64 + len(entry.body_bytes or b"") + 12
+            if batch and (size + entry_size > _FRAME_BUDGET or len(batch) == fr.MAX_ENTRIES):
+                await self.send_bulk(fr.Entries(tuple(batch)))
+                batch, size = [], 0
+            batch.append(entry)
+            size += entry_size
+        if batch:
+            await self.send_bulk(fr.Entries(tuple(batch)))
 
     async def _send_feed(self, author: bytes) -> None:
         while not self._closing:
@@ -335,6 +363,8 @@ class PeerConnection:
             report = await self.host.ingest_from_peer(entries)
             if report.accepted:
                 self.manager.reward(self, useful=len(report.accepted))
+                if any(e.body_bytes is None for e in report.accepted):
+                    self.manager.bodies.wake()  # a relay may have stripped them
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
             wants = self.replication.wants(report.gaps, now)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from p2pnode.events import PeerDown, PeerUp
+from p2pnode.net.bodies import BodyFetcher
 from p2pnode.net.connection import PeerConnection, max_ws_message
 from protocol.identity import fingerprint
 from protocol.session import WEBSOCKET_PATH
@@ -99,6 +100,7 @@ class PeerManager:
         self._serving: set[asyncio.Task[None]] = set()
         self._client: aiohttp.ClientSession | None = None
         self._closed = False
+        self.bodies = BodyFetcher(host, self)
 
     # -- registry --------------------------------------------------------------------------
     def record(self, node_id: bytes) -> PeerRecord:
@@ -426,6 +428,7 @@ class PeerManager:
         for task in [*self._dialers.values()]:
             with contextlib.suppress(BaseException):
                 await task
+        await self.bodies.close()
         if self._serving:
             await asyncio.wait([*self._serving], timeout=3.0)
         if self._client is not None:

@@ -311,13 +311,38 @@ class Store:
                 validate_authored(entry.header.kind, body, entry.header.author)
             except ProtocolError:
                 report.invalid += 1
+                self._give_up_body(entry.id)
                 continue
             if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms):
+                self._give_up_body(entry.id)
                 continue
             self._conn.execute("UPDATE entries SET body = ? WHERE id = ?",
                                (entry.body_bytes, entry.id))
             derive.apply_entry(self._conn, entry, body, dirty)
             report.bodies_filled += 1
+
+    def _give_up_body(self, entry_id: bytes) -> None:
+        """A body we will never keep (invalid, or expired): stop asking peers for it."""
+        self._conn.execute("UPDATE entries SET dropped = 1 WHERE id = ?", (entry_id,))
+
+    def entries_missing_body(self, limit: int = 1024) -> list[tuple[bytes, bytes, int]]:
+        """(id, author, seq) of entries held without a body that was not dropped on purpose
+        (a relay stripped it, PROTOCOL.md 5): peers may still send it. Oldest first."""
+        with self._lock:
+            return [tuple(row) for row in self._conn.execute(  # type: ignore[misc]
+                "SELECT id, author, seq FROM entries WHERE body IS NULL AND dropped = 0"
+                " ORDER BY rowid LIMIT ?", (limit,))]
+
+    def entries_with_bodies(self, ids: Sequence[bytes]) -> list[Entry]:
+        """Those of `ids` held here with their body (to answer a peer's `want_bodies`)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT header, signature, body FROM entries WHERE id IN ({marks})"
+                " AND body IS NOT NULL", list(ids)).fetchall()
+        return [_entry_from_row(r) for r in rows]
 
     def _take_rival(self, rival: Entry, report: IngestReport) -> None:
         """A second entry for a seq in the same batch: fork proof if authentic and the seq held."""

@@ -6,14 +6,21 @@ h11's ConnectionPair does for connections) to check that a sync converges withou
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.replication import (
+    BODY_ASK_AGAIN,
+    BODY_RATE,
+    BODY_RETRY,
     MAX_UNKNOWN_AUTHORS,
     REFUSAL_MEMORY,
     WANT_INTERVAL,
+    BodyBudget,
+    BodyRequests,
     Replication,
 )
 
@@ -249,3 +256,48 @@ def test_back_to_back_sync_converges_for_any_clocks(cx: dict, cy: dict) -> None:
     assert len(x.received) == len(set(x.received))
     assert len(y.received) == len(set(y.received))
     assert not set(x.received) & set(y.received)  # no echo
+
+
+# -- missing bodies ----------------------------------------------------------------------------
+
+E1, E2 = b"\x01" * 32, b"\x02" * 32
+
+
+def test_a_missing_body_is_asked_of_one_holder_then_of_another() -> None:
+    """One holder at a time; after BODY_RETRY of silence the next; the first only much later."""
+    requests = BodyRequests()
+    missing = [(E1, A, 3)]
+    holders = {B: {A: 3}, C: {A: 5}, D: {A: 2}}  # D does not hold seq 3
+    first = requests.plan(missing, holders, 0.0)
+    assert len(first) == 1 and next(iter(first.values())) == [E1]
+    assert requests.plan(missing, holders, BODY_RETRY / 2) == {}
+    second = requests.plan(missing, holders, BODY_RETRY)
+    assert set(second) == {B, C} - set(first)
+    assert requests.plan(missing, holders, 2 * BODY_RETRY) == {}  # both asked lately
+    assert set(requests.plan(missing, holders, BODY_ASK_AGAIN + 0.1)) == set(first)
+
+
+def test_asking_the_same_peer_again_backs_off() -> None:
+    """Each time a peer is asked again for one body, it waits twice as long as before."""
+    requests = BodyRequests()
+    times = [t / 10 for t in range(0, 10 * int(8 * BODY_ASK_AGAIN))]
+    asked = [t for t in times if requests.plan([(E1, A, 1)], {B: {A: 1}}, t)]
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert gaps == pytest.approx([BODY_ASK_AGAIN, 2 * BODY_ASK_AGAIN, 4 * BODY_ASK_AGAIN],
+                                 abs=0.11)
+
+
+def test_a_body_that_arrived_is_forgotten() -> None:
+    """Once an id is no longer missing it leaves the bookkeeping (memory stays bounded)."""
+    requests = BodyRequests()
+    requests.plan([(E1, A, 1), (E2, A, 2)], {B: {A: 2}}, 0.0)
+    requests.plan([(E2, A, 2)], {B: {A: 2}}, 1.0)
+    assert set(requests._asked) == {E2}
+
+
+def test_body_budget_caps_what_a_peer_makes_us_send() -> None:
+    """A burst of twice BODY_RATE, then BODY_RATE per second."""
+    budget = BodyBudget(0.0)
+    assert budget.take(10_000, 0.0) == 2 * BODY_RATE
+    assert budget.take(10_000, 0.0) == 0
+    assert budget.take(10_000, 0.5) == BODY_RATE / 2
