@@ -11,6 +11,10 @@ Rules:
   the live push. Entries the peer sent us, or that we sent it, advance its clock, so nothing is
   echoed back to the peer that sent it.
 - `want` from the peer (it lost data, or found a gap) rewinds its clock for those authors.
+  What a peer's wants make us send *again* (entries at or below what we believe it holds) is
+  budgeted: `RESEND_RATE` entries per second, bursts of `RESEND_BURST`; a want beyond the budget
+  is ignored. A want for entries we sent it less than `RESEND_MEMORY` seconds ago is counted in
+  `reasked` (the session scores the peer down for it): honest peers do not ask twice.
 - Our own `gaps` (entries that arrived ahead of their predecessors) become `want` pairs, but
   never for a seq whose entry we refused from this peer (asking would bring the same refused
   entry back, forever), and the same want at most once per `WANT_INTERVAL`.
@@ -35,6 +39,11 @@ WANT_INTERVAL = 10.0
 REFUSAL_MEMORY = 600.0
 #: authors we do not hold that a peer's clock may name (beyond that they are not remembered)
 MAX_UNKNOWN_AUTHORS = 10_000
+#: entries a peer's wants may make us send again, per second (bursts of `RESEND_BURST`)
+RESEND_RATE = 1000.0
+RESEND_BURST = 4096.0
+#: seconds during which a want for entries we sent the peer counts as asking again
+RESEND_MEMORY = 10.0
 #: bodies a peer may make us send per second through `want_bodies` (bursts of twice that)
 BODY_RATE = 256.0
 #: seconds without the body before another holder is asked for it
@@ -59,6 +68,12 @@ class Replication:
         self._wanted: dict[bytes, tuple[int, float]] = {}
         self._honoured: dict[bytes, tuple[int, float]] = {}
         self._refused: dict[bytes, tuple[int, float]] = {}
+        #: author -> (highest seq we sent the peer, when)
+        self._sent_recently: dict[bytes, tuple[int, float]] = {}
+        self._resend_tokens = RESEND_BURST
+        self._resend_time: float | None = None
+        #: pairs of the last `receive_want` that asked again for what we had just sent
+        self.reasked = 0
 
     def receive_clock(self, pairs: Iterable[tuple[bytes, int]], final: bool,
                       local_clock: Mapping[bytes, int]) -> bool:
@@ -91,9 +106,16 @@ class Replication:
         """The peer asks for authors' entries from a seq on: rewind its clock there.
 
         Returns:
-            How many pairs were ignored (authors we do not hold, or asked again too soon).
+            How many pairs were ignored (authors we do not hold, the same pair again too soon,
+            or beyond the re-send budget). `reasked` then says how many asked again for
+            entries we had just sent.
         """
         ignored = 0
+        self.reasked = 0
+        if self._resend_time is not None:
+            self._resend_tokens = min(
+                RESEND_BURST, self._resend_tokens + (now - self._resend_time) * RESEND_RATE)
+        self._resend_time = now
         for author, from_seq in pairs:
             last = self._honoured.get(author)
             if author not in local_clock or (
@@ -101,6 +123,16 @@ class Replication:
             ):
                 ignored += 1
                 continue
+            again = max(0, min(self.peer_clock.get(author, 0), local_clock[author]) - from_seq + 1)
+            sent = self._sent_recently.get(author)
+            if again and sent is not None and from_seq <= sent[0] and now - sent[1] < RESEND_MEMORY:
+                self.reasked += 1
+            # a full bucket serves any one want (running into debt), so a big honest re-fetch
+            # is not refused for ever, only spread out
+            if again > self._resend_tokens and self._resend_tokens < RESEND_BURST:
+                ignored += 1
+                continue
+            self._resend_tokens -= again
             self._honoured[author] = (from_seq, now)
             self.peer_clock[author] = min(self.peer_clock.get(author, 0), max(from_seq - 1, 0))
             if self.peer_clock_final:
@@ -141,11 +173,14 @@ class Replication:
         """The first seq of `author` the peer does not hold."""
         return self.peer_clock.get(author, 0) + 1
 
-    def sent(self, seqs: Iterable[tuple[bytes, int]]) -> None:
+    def sent(self, seqs: Iterable[tuple[bytes, int]], now: float | None = None) -> None:
+        """We sent the peer these (author, seq) at `now` (remembered to spot it asking again)."""
         for author, seq in seqs:
             self.entries_sent += 1
             if seq > self.peer_clock.get(author, 0):
                 self.peer_clock[author] = seq
+            if now is not None:
+                self._sent_recently[author] = (seq, now)
 
     def note_refused(self, blocked: Mapping[bytes, int], now: float) -> None:
         """We refused these (author, seq) entries from this peer (bad, forked, or too new)."""

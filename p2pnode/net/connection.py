@@ -272,6 +272,8 @@ class PeerConnection:
                                                     time.monotonic())
             if ignored > 64:
                 self.manager.penalise(self, f"{ignored} pointless want pairs", 5)
+            if self.replication.reasked:
+                self.manager.penalise(self, "asked again for entries it was just sent", 5)
             self._wake_sender.set()
         elif isinstance(frame, fr.WantBodies):
             granted = self._body_budget.take(len(frame.entry_ids), time.monotonic())
@@ -355,7 +357,7 @@ class PeerConnection:
 
     async def _send_entries(self, batch: list) -> None:
         await self.send_bulk(fr.Entries(tuple(batch)))
-        self.replication.sent([(e.header.author, e.header.seq) for e in batch])
+        self.replication.sent([(e.header.author, e.header.seq) for e in batch], time.monotonic())
 
     async def _ingester(self) -> None:
         while True:

@@ -18,6 +18,8 @@ from protocol.replication import (
     BODY_RETRY,
     MAX_UNKNOWN_AUTHORS,
     REFUSAL_MEMORY,
+    RESEND_BURST,
+    RESEND_RATE,
     WANT_INTERVAL,
     BodyBudget,
     BodyRequests,
@@ -301,3 +303,27 @@ def test_body_budget_caps_what_a_peer_makes_us_send() -> None:
     assert budget.take(10_000, 0.0) == 2 * BODY_RATE
     assert budget.take(10_000, 0.0) == 0
     assert budget.take(10_000, 0.5) == BODY_RATE / 2
+
+
+# -- re-send budget ----------------------------------------------------------------------------
+
+
+def test_wants_for_what_was_just_sent_are_counted_and_budgeted() -> None:
+    """Alternating wants re-send at most the budget, and each one is counted as asking again."""
+    rep = after_clock({A: 5000}, {A: 5000})
+    rep.sent([(A, 5000)], 0.0)
+    assert rep.receive_want([(A, 1)], {A: 5000}, 0.1) == 0  # a full bucket serves one want
+    assert rep.reasked == 1
+    rep.sent([(A, 5000)], 0.2)
+    assert rep.receive_want([(A, 2)], {A: 5000}, 0.3) == 1  # in debt: ignored
+    assert rep.reasked == 1
+    full = 0.1 + (5000 + RESEND_BURST) / RESEND_RATE  # debt paid and the bucket full again
+    assert rep.receive_want([(A, 3)], {A: 5000}, full + 0.1) == 0
+
+
+def test_wants_for_entries_never_sent_are_not_asking_again() -> None:
+    """A want for entries the peer claimed to hold (but we never sent) is not held against it."""
+    rep = after_clock({A: 50}, {A: 50})
+    assert rep.receive_want([(A, 10)], {A: 50}, 0.0) == 0
+    assert rep.reasked == 0
+    assert rep.next_seq(A) == 10
