@@ -19,6 +19,10 @@ class StorageError(NodeError):
     """The database could not be read or written."""
 
 
+class DiskFull(StorageError):
+    """The disk holding the home is full: reads work, nothing more is stored until there is room."""
+
+
 class NotFound(NodeError):
     """No circle, entry, resource or peer with that id is known here."""
 

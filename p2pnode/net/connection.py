@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from p2pnode.errors import DiskFull
 from protocol import frames as fr
+from protocol import replication
 from protocol.entry import MAX_WIRE_SIZE
 from protocol.identity import fingerprint
 from protocol.replication import BodyBudget, Replication
@@ -86,6 +88,10 @@ class PeerConnection:
         #: entry ids whose bodies the peer asked for, not yet answered; and what it may ask
         self._body_asks: list[bytes] = []
         self._body_budget = BodyBudget(self.started)
+        #: author -> first seq the peer sent that we could not store (a full disk), and when
+        self._unstored: dict[bytes, int] = {}
+        self._unstored_at = 0.0
+        self._refetch: asyncio.Task[None] | None = None
         self.peer_id: bytes | None = None
         self.connected_since_ms: int | None = None
         self.close_reason = ""
@@ -138,6 +144,23 @@ class PeerConnection:
         if self.replication.local_entries(rows):
             self._wake_sender.set()
 
+    def storage_resumed(self) -> None:
+        """The disk has room again: ask the peer again for what we could not store."""
+        if self._unstored and not self._closing and (self._refetch is None
+                                                     or self._refetch.done()):
+            self._refetch = asyncio.create_task(self._refetch_unstored(), name="peer-refetch")
+
+    async def _refetch_unstored(self) -> None:
+        # not sooner than the peer would hold it against us (asking for what it just sent)
+        await asyncio.sleep(max(0.0, self._unstored_at + replication.RESEND_MEMORY + 0.5
+                                - time.monotonic()))
+        clock = self.host.clock_view()
+        pairs = [(author, clock.get(author, 0) + 1) for author in self._unstored]
+        self._unstored.clear()
+        if self.is_open:
+            for group in fr.split_pairs(pairs, fr.MAX_WANT_PAIRS):
+                self.send(fr.Want(group))
+
     def close(self, reason: str, detail: str = "") -> None:
         """End the session (telling the peer why) and let `run` wind down."""
         if self._closing:
@@ -175,6 +198,8 @@ class PeerConnection:
             writer = tasks.pop("writer", None)
             for task in tasks.values():
                 task.cancel()
+            if self._refetch is not None:
+                self._refetch.cancel()
             if writer is not None:
                 # give the writer a moment to deliver a final error frame
                 with contextlib.suppress(BaseException):
@@ -362,14 +387,24 @@ class PeerConnection:
     async def _ingester(self) -> None:
         while True:
             entries = await self._ingest.get()
-            report = await self.host.ingest_from_peer(entries)
+            try:
+                report = await self.host.ingest_from_peer(entries)
+            except DiskFull:
+                # not the peer's fault: no score change; asked for again when there is room
+                for entry in entries:
+                    author, seq = entry.header.author, entry.header.seq
+                    self._unstored[author] = min(seq, self._unstored.get(author, seq))
+                self._unstored_at = time.monotonic()
+                continue
             if report.accepted:
                 self.manager.reward(self, useful=len(report.accepted))
                 if any(e.body_bytes is None for e in report.accepted):
                     self.manager.bodies.wake()  # a relay may have stripped them
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
-            wants = self.replication.wants(report.gaps, now)
+            # gaps behind entries we could not store are asked for once there is room
+            gaps = {a: seq for a, seq in report.gaps.items() if a not in self._unstored}
+            wants = self.replication.wants(gaps, now)
             if wants and self.is_open:
                 for pairs in fr.split_pairs(wants, fr.MAX_WANT_PAIRS):
                     self.send(fr.Want(pairs))

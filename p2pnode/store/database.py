@@ -10,6 +10,9 @@ Rules it keeps:
   processes on one home can never give two entries the same seq.
 - Bodies may be absent (deleted, expired, or received without one); headers never are, so the
   chains stay verifiable.
+- A full disk is `DiskFull` ("the disk holding HOME is full (N MB free)"), never SQLite's
+  follow-up errors; a home that cannot even be opened for writing on a full disk is opened
+  read-only (SQLite's `immutable`, safe since no node can be writing it then), so reads work.
 
 The store is synchronous and not thread-safe by itself; the node drives it from one worker thread.
 """
@@ -25,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2pnode.errors import StorageError
+from p2pnode.errors import DiskFull, StorageError
 from p2pnode.store import derive
 from p2pnode.store.schema import DDL, SCHEMA_VERSION
+from p2pnode.store.space import disk_full_error
 from protocol.entry import Entry, create_entry, decode_body, entry_from_parts
 from protocol.errors import ProtocolError
 from protocol.feed import FeedHead, Verdict, authenticate_run, classify
@@ -70,6 +74,8 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        #: set when the home could only be opened read-only, the disk being full
+        self._read_only_because: DiskFull | None = None
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -89,8 +95,41 @@ class Store:
                 self._conn.executescript(DDL)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
+            full = self._disk_full(exc)
+            if full is None or not self.path.exists():
+                raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
+            self._conn = self._open_read_only(full)
         self._closed = False
+
+    def _open_read_only(self, full: DiskFull) -> sqlite3.Connection:
+        """Open for reading only: SQLite could not create its WAL index on the full disk."""
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise full from exc
+        self._read_only_because = full
+        return conn
+
+    def _disk_full(self, exc: sqlite3.Error) -> DiskFull | None:
+        return disk_full_error(exc, self.path.parent)
+
+    def _storage_error(self, exc: sqlite3.Error, what: str) -> StorageError:
+        if self._read_only_because is not None:
+            return self._read_only_because
+        return self._disk_full(exc) or StorageError(f"could not {what}: {exc}")
+
+    def probe_space(self) -> None:
+        """Write (and take back) a few pages, to learn whether the disk has room again.
+
+        Raises:
+            DiskFull / StorageError: it has not.
+        """
+        with self._transaction("probe for free space"):
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               ("space_probe", "x" * 16384))
+            self._conn.execute("DELETE FROM meta WHERE key = 'space_probe'")
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -122,8 +161,16 @@ class Store:
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    @contextlib.contextmanager
+    def _storage_errors(self, what: str) -> Iterator[None]:
+        """A single-statement write outside `_transaction`: SQLite errors as `StorageError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._storage_error(exc, what) from exc
+
     def set_meta(self, key: str, value: str | None) -> None:
-        with self._lock:
+        with self._lock, self._storage_errors("write settings"):
             if value is None:
                 self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
@@ -226,10 +273,13 @@ class Store:
                         derive.refresh_circle(self._conn, circle_id)
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # SQLite may have rolled back by itself (a full disk): keep the real error
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StorageError(f"could not {what}: {exc}") from exc
+                raise self._storage_error(exc, what) from exc
 
     def append(
         self, identity: Identity, kind: str, body: dict[str, Any], *, now_ms: int
@@ -536,7 +586,7 @@ class Store:
     # -- peers -----------------------------------------------------------------------------
     def record_peer(self, node_id: bytes, *, address: str | None, how: str, now_ms: int,
                     error: str | None = None) -> None:
-        with self._lock:
+        with self._lock, self._storage_errors("remember a peer"):
             self._conn.execute(
                 "INSERT INTO peers (node_id, address, how, last_seen_ms, last_error)"
                 " VALUES (?,?,?,?,?) ON CONFLICT (node_id) DO UPDATE SET"
