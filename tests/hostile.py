@@ -76,6 +76,8 @@ class HostilePeer:
         self.rejected: list[FrameRejected] = []
         #: how our session ended (for ``peer_closed``, ``detail`` holds the node's error code)
         self.session_closed: SessionClosed | None = None
+        #: the WebSocket close code the node sent (1000 normal, 1009 message too big...)
+        self.close_code: int | None = None
         self._client: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -284,6 +286,8 @@ class HostilePeer:
             while True:
                 msg = await self._ws.receive()
                 if msg.type is not aiohttp.WSMsgType.BINARY:
+                    if msg.type is aiohttp.WSMsgType.CLOSE:
+                        self.close_code = msg.data
                     return  # CLOSE, CLOSING, CLOSED, ERROR (we never expect text)
                 self.received.append(msg.data)
                 if self.session is None:

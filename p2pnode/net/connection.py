@@ -254,15 +254,19 @@ class PeerConnection:
             elif isinstance(event, HandshakeComplete):
                 self._on_open(event.peer_id)
             elif isinstance(event, FrameRejected):
-                penalty = 5 if event.flooding else 10
-                self.manager.penalise(self, f"rejected frame: {event.reason}", penalty)
+                # a frame over the rate is dropped at no cost: the flood counter ends a
+                # sustained flood (PROTOCOL.md 4, "Rate")
+                if not event.flooding:
+                    self.manager.penalise(self, f"rejected frame: {event.reason}", 10)
             elif isinstance(event, SessionClosed):
                 self.close_reason = self.close_reason or event.reason
                 if event.remote_error:
                     log.info("session with %s ended: %s %s", self.label, event.reason,
                              event.detail)
                     if self.peer_id is not None:
-                        self.manager.penalise(self, event.reason, 20)
+                        # a sustained flood is never an accident: banned at once
+                        penalty = 100 if event.reason == "flood" else 20
+                        self.manager.penalise(self, event.reason, penalty)
                 self._closing = True
                 self._room.set()  # release senders waiting for room
                 self._out.put_nowait(None)
