@@ -391,8 +391,14 @@ class PeerConnection:
     async def _ingester(self) -> None:
         while True:
             entries = await self._ingest.get()
+            entries, over = self.manager.quota.admit(self.peer_id or b"", entries,
+                                                     self.host.clock_view())
+            if over:  # new authors over their hourly quota: not asked for again for a while
+                self.replication.note_refused(over, time.monotonic())
+            if not entries:
+                continue
             try:
-                report = await self.host.ingest_from_peer(entries)
+                report = await self.host.ingest_from_peer(tuple(entries))
             except DiskFull:
                 # not the peer's fault: no score change; asked for again when there is room
                 for entry in entries:

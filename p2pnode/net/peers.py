@@ -36,6 +36,7 @@ import aiohttp
 from p2pnode.events import PeerDown, PeerUp
 from p2pnode.net.bodies import BodyFetcher
 from p2pnode.net.connection import PeerConnection, max_ws_message
+from p2pnode.net.quota import AuthorQuota
 from protocol.identity import fingerprint
 from protocol.session import WEBSOCKET_PATH
 
@@ -101,6 +102,7 @@ class PeerManager:
         self._client: aiohttp.ClientSession | None = None
         self._closed = False
         self.bodies = BodyFetcher(host, self)
+        self.quota = AuthorQuota()
 
     # -- registry --------------------------------------------------------------------------
     def record(self, node_id: bytes) -> PeerRecord:
