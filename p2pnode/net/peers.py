@@ -13,7 +13,8 @@ Rules:
   accepted for `_BAN_SECONDS`. Good batches slowly restore the score.
 - No lock-out (PROTOCOL.md 4, "Admission"): one address (an IPv6 /64) may hold at most
   `_MAX_HANDSHAKES_PER_ADDRESS` handshakes and `_MAX_SESSIONS_PER_ADDRESS` incoming sessions;
-  all addresses together at most `_MAX_HANDSHAKES` handshakes, and once `_PRESSURE_HANDSHAKES`
+  all addresses together at most `_MAX_HANDSHAKES` handshakes (when all are taken, an address
+  holding two more than the newcomer's gives up its oldest), and once `_PRESSURE_HANDSHAKES`
   are in progress a half-open one gets `_PRESSURED_HANDSHAKE_SECONDS` instead of 10 s. Of the
   `_MAX_CONNECTIONS` session slots, `_RESERVED_FOR_KNOWN` are kept for known peers (manual,
   discovered, or with a history of useful data); a known peer arriving when all slots are
@@ -208,7 +209,7 @@ class PeerManager:
                 if now - conn.started > _PRESSURED_HANDSHAKE_SECONDS:
                     conn.close("timeout", "the handshake did not finish in time")
             handshaking = [c for c in handshaking if not c._closing]
-        if len(handshaking) >= _MAX_HANDSHAKES:
+        if len(handshaking) >= _MAX_HANDSHAKES and not self._evict_handshake(handshaking, group):
             return None
         same = [c for c in self._pending if not c._closing and address_group(c.address) == group]
         if len(same) >= _MAX_SESSIONS_PER_ADDRESS:
@@ -218,6 +219,20 @@ class PeerManager:
         if len(handshaking) + 1 >= _PRESSURE_HANDSHAKES:
             return _PRESSURED_HANDSHAKE_SECONDS
         return float(self.host.session_limits.get("handshake_timeout", 10.0))
+
+    @staticmethod
+    def _evict_handshake(handshaking: list[PeerConnection], group: str) -> bool:
+        """All handshake slots taken: give one to `group` if another address holds at least two
+        more, ending that address's oldest handshake. So an address with none in progress always
+        gets one, however many addresses an attacker spreads its handshakes over."""
+        counts: dict[str, list[PeerConnection]] = {}
+        for conn in handshaking:
+            counts.setdefault(address_group(conn.address), []).append(conn)
+        busiest = max(counts.values(), key=len)
+        if len(busiest) < len(counts.get(group, ())) + 2:
+            return False
+        min(busiest, key=lambda c: c.started).close("timeout", "making room for another address")
+        return True
 
     def is_known(self, node_id: bytes) -> bool:
         """A peer we dialled, discovered, or that sent us entries we stored."""

@@ -7,7 +7,8 @@ this node may bring in is capped, per hour:
   `NEW_AUTHOR_ENTRIES_PER_HOUR` entries and `NEW_AUTHOR_BYTES_PER_HOUR` bytes stored in that
   hour (an honest newcomer's feed is a few dozen entries; an old feed first met here arrives over
   a few hours instead of at once);
-- one peer may introduce at most `NEW_AUTHORS_PER_PEER_PER_HOUR` new authors per hour.
+- one peer may introduce at most `NEW_AUTHORS_PER_PEER_PER_HOUR` new authors per hour, bringing
+  at most `NEW_AUTHOR_BYTES_PER_PEER_PER_HOUR` bytes of their entries.
 
 Entries over a cap are dropped before any verification, the peer is not scored down (an honest
 relay may forward a spammer's feed), and the session does not ask for them again for a while
@@ -29,9 +30,11 @@ from protocol.identity import fingerprint
 log = logging.getLogger(__name__)
 
 HOUR = 3600.0
-NEW_AUTHOR_ENTRIES_PER_HOUR = 2000
-NEW_AUTHOR_BYTES_PER_HOUR = 8 * 1024 * 1024
-NEW_AUTHORS_PER_PEER_PER_HOUR = 500
+NEW_AUTHOR_ENTRIES_PER_HOUR = 10_000
+NEW_AUTHOR_BYTES_PER_HOUR = 32 * 1024 * 1024
+NEW_AUTHORS_PER_PEER_PER_HOUR = 200
+#: bytes of new authors' entries one peer may bring per hour, all authors together
+NEW_AUTHOR_BYTES_PER_PEER_PER_HOUR = 64 * 1024 * 1024
 _MAX_TRACKED = 50_000
 
 
@@ -48,7 +51,7 @@ class AuthorQuota:
 
     def __init__(self) -> None:
         self._authors: dict[bytes, _Allowance] = {}
-        #: peer id -> (hour start, new authors introduced in it, warned)
+        #: peer id -> [hour start, new authors introduced in it, warned, their bytes]
         self._peers: dict[bytes, list] = {}
 
     def admit(self, peer: bytes, entries: Sequence[Entry], clock: Mapping[bytes, int],
@@ -68,18 +71,26 @@ class AuthorQuota:
                 dropped.setdefault(author, entry.header.seq)
                 continue
             size = len(entry.header_bytes) + len(entry.body_bytes or b"") + 64
-            if (allowance.entries >= NEW_AUTHOR_ENTRIES_PER_HOUR
-                    or allowance.size + size > NEW_AUTHOR_BYTES_PER_HOUR):
+            hour = self._peers.get(peer)
+            peer_bytes = hour[3] if hour is not None and allowance.since >= 0 else 0
+            if allowance.since >= 0 and (
+                    allowance.entries >= NEW_AUTHOR_ENTRIES_PER_HOUR
+                    or allowance.size + size > NEW_AUTHOR_BYTES_PER_HOUR
+                    or peer_bytes + size > NEW_AUTHOR_BYTES_PER_PEER_PER_HOUR):
                 if not allowance.warned:
                     allowance.warned = True
                     log.warning("author %s is new here and over its hourly quota (%d entries,"
-                                " %d MiB): the rest waits", fingerprint(author),
-                                NEW_AUTHOR_ENTRIES_PER_HOUR, NEW_AUTHOR_BYTES_PER_HOUR >> 20)
+                                " %d MiB; %d MiB from one peer): the rest waits",
+                                fingerprint(author), NEW_AUTHOR_ENTRIES_PER_HOUR,
+                                NEW_AUTHOR_BYTES_PER_HOUR >> 20,
+                                NEW_AUTHOR_BYTES_PER_PEER_PER_HOUR >> 20)
                 dropped.setdefault(author, entry.header.seq)
                 continue
             if allowance.since >= 0:
                 allowance.entries += 1
                 allowance.size += size
+                if hour is not None:
+                    hour[3] += size
             kept.append(entry)
         return kept, dropped
 
@@ -96,7 +107,7 @@ class AuthorQuota:
             return _Allowance(-1.0)  # held before this run (or stored since): not new
         hour = self._peers.get(peer)
         if hour is None or now - hour[0] >= HOUR:
-            hour = self._peers[peer] = [now, 0, False]
+            hour = self._peers[peer] = [now, 0, False, 0]
         if hour[1] >= NEW_AUTHORS_PER_PEER_PER_HOUR:
             if not hour[2]:
                 hour[2] = True

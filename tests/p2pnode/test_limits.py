@@ -93,3 +93,11 @@ async def test_downloads_running_at_once_are_capped(nodes, monkeypatch) -> None:
     finally:
         for f in fetches:
             await f.aclose()
+
+
+def test_a_peer_brings_at_most_so_many_bytes_of_new_authors_an_hour(monkeypatch) -> None:
+    """All new authors together: one peer's bytes of their entries are capped per hour."""
+    monkeypatch.setattr(quota, "NEW_AUTHOR_BYTES_PER_PEER_PER_HOUR", 1000)
+    batch = [feed(Identity.generate(), 1)[0] for _ in range(10)]
+    kept, dropped = quota.AuthorQuota().admit(b"p" * 32, batch, {})
+    assert 0 < len(kept) < 10 and len(dropped) == 10 - len(kept)
