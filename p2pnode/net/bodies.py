@@ -16,6 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from p2pnode.errors import StorageError
 from protocol import frames as fr
 from protocol.replication import BODY_ASK_AGAIN, BODY_RETRY, BodyRequests
 
@@ -40,14 +41,16 @@ class BodyFetcher:
         self.requests = BodyRequests()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     def wake(self) -> None:
         """Something changed (a session opened, bodiless entries arrived): look again."""
         self._wake.set()
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run(), name="body-fetcher")
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
@@ -56,7 +59,11 @@ class BodyFetcher:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            missing = await self.host.missing_bodies(_ROUND)
+            try:
+                missing = await self.host.missing_bodies(_ROUND)
+            except StorageError as exc:  # the next `wake` tries again
+                log.info("cannot list missing bodies: %s", exc)
+                return
             if not missing:
                 return  # the next `wake` starts a new task
             holders = {c.peer_id: c.replication.peer_clock
