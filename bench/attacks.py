@@ -276,8 +276,11 @@ async def measure(name: str, seconds: float, root: Path) -> dict[str, object]:
         rss, peak = memory_mb(proc.pid)
         join = await newcomer_syncs(root / name / "h3", port, h1)
         attacker.send_signal(signal.SIGINT)
-        out, _ = await asyncio.wait_for(attacker.communicate(), 20)
-        notes = json.loads(out.decode().strip().splitlines()[-1] or "{}")
+        try:
+            out, _ = await asyncio.wait_for(attacker.communicate(), 30)
+            notes = json.loads((out.decode().strip().splitlines() or ["{}"])[-1])
+        except (TimeoutError, ValueError):
+            notes = {}  # an attacker stuck closing its sessions: killed in `finally`
         attacker_cpu = notes.pop("attacker_cpu_core_share", None)
         result: dict[str, object] = {
             "attack": name,
