@@ -54,10 +54,19 @@ BODY_ASK_AGAIN = 10.0
 BODY_ASK_MAX = 3600.0
 
 
+class ResendBudget:
+    """What wants may make us send again (`RESEND_RATE`/s, bursts of `RESEND_BURST`); one may
+    be shared by every session from one address, so fresh identities do not refill it."""
+
+    def __init__(self) -> None:
+        self.tokens = RESEND_BURST
+        self.time: float | None = None
+
+
 class Replication:
     """What one peer holds, as far as we know, and which authors we still owe it."""
 
-    def __init__(self) -> None:
+    def __init__(self, resend: ResendBudget | None = None) -> None:
         self.peer_clock: dict[bytes, int] = {}
         self.peer_clock_final = False
         self._dirty: set[bytes] = set()
@@ -70,8 +79,7 @@ class Replication:
         self._refused: dict[bytes, tuple[int, float]] = {}
         #: author -> (highest seq we sent the peer, when)
         self._sent_recently: dict[bytes, tuple[int, float]] = {}
-        self._resend_tokens = RESEND_BURST
-        self._resend_time: float | None = None
+        self._resend = resend if resend is not None else ResendBudget()
         #: pairs of the last `receive_want` that asked again for what we had just sent
         self.reasked = 0
 
@@ -112,10 +120,10 @@ class Replication:
         """
         ignored = 0
         self.reasked = 0
-        if self._resend_time is not None:
-            self._resend_tokens = min(
-                RESEND_BURST, self._resend_tokens + (now - self._resend_time) * RESEND_RATE)
-        self._resend_time = now
+        budget = self._resend
+        if budget.time is not None:
+            budget.tokens = min(RESEND_BURST, budget.tokens + (now - budget.time) * RESEND_RATE)
+        budget.time = now
         for author, from_seq in pairs:
             last = self._honoured.get(author)
             if author not in local_clock or (
@@ -129,10 +137,10 @@ class Replication:
                 self.reasked += 1
             # a full bucket serves any one want (running into debt), so a big honest re-fetch
             # is not refused for ever, only spread out
-            if again > self._resend_tokens and self._resend_tokens < RESEND_BURST:
+            if again > budget.tokens and budget.tokens < RESEND_BURST:
                 ignored += 1
                 continue
-            self._resend_tokens -= again
+            budget.tokens -= again
             self._honoured[author] = (from_seq, now)
             self.peer_clock[author] = min(self.peer_clock.get(author, 0), max(from_seq - 1, 0))
             if self.peer_clock_final:

@@ -84,7 +84,7 @@ class PeerConnection:
             now=self.started,
             **limits,
         )
-        self.replication = Replication()
+        self.replication = Replication(manager.resend_budget(address))
         #: entry ids whose bodies the peer asked for, not yet answered; and what it may ask
         self._body_asks: list[bytes] = []
         self._body_budget = BodyBudget(self.started)

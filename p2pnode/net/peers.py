@@ -39,6 +39,7 @@ from p2pnode.net.bodies import BodyFetcher
 from p2pnode.net.connection import PeerConnection, max_ws_message
 from p2pnode.net.quota import AuthorQuota
 from protocol.identity import fingerprint
+from protocol.replication import ResendBudget
 from protocol.session import WEBSOCKET_PATH
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ class PeerManager:
         self._closed = False
         self.bodies = BodyFetcher(host, self)
         self.quota = AuthorQuota()
+        #: one re-send budget per address (group), whatever identities it uses
+        self._resend_budgets: dict[str, ResendBudget] = {}
 
     # -- registry --------------------------------------------------------------------------
     def record(self, node_id: bytes) -> PeerRecord:
@@ -233,6 +236,17 @@ class PeerManager:
             return False
         min(busiest, key=lambda c: c.started).close("timeout", "making room for another address")
         return True
+
+    def resend_budget(self, address: str) -> ResendBudget:
+        """The re-send budget shared by every session with this address (an IPv6 /64)."""
+        host = address.rsplit(":", 1)[0].strip("[]") if address.count(":") == 1 or \
+            address.startswith("[") else address
+        group = address_group(host)
+        budget = self._resend_budgets.pop(group, None) or ResendBudget()
+        self._resend_budgets[group] = budget  # most recent last
+        if len(self._resend_budgets) > _MAX_RECORDS:
+            del self._resend_budgets[next(iter(self._resend_budgets))]
+        return budget
 
     def is_known(self, node_id: bytes) -> bool:
         """A peer we dialled, discovered, or that sent us entries we stored."""

@@ -82,3 +82,31 @@ async def test_an_honest_want_is_served(nodes, eventually) -> None:
         await asyncio.sleep(0.2)
         assert not peer.closed
         assert target.peers.records[peer.node_id].score == 0
+
+
+async def test_fresh_identities_share_their_address_budget(nodes, eventually) -> None:
+    """New identities from one address do not refill the re-send budget; another address has
+    its own."""
+    target = await nodes.start("target")
+    author = await long_feed(target)
+    started = time.monotonic()
+    resent = 0
+    for _ in range(3):
+        async with HostilePeer(source="127.0.0.2") as peer:
+            await peer.connect(target.port)
+            await peer.handshake()
+            await peer.send_frame(Clock(((author, FEED),), True))
+            for i in range(4):
+                await peer.send_frame(Want(((author, 1 + i),)))
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            resent += sum(len(f.entries) for f in peer.frames if isinstance(f, Entries))
+    elapsed = time.monotonic() - started
+    assert resent <= FEED + elapsed * RESEND_RATE + 256
+    async with HostilePeer(source="127.0.0.3") as other:
+        await other.connect(target.port)
+        await other.handshake()
+        await other.send_frame(Clock(((author, FEED),), True))
+        await other.send_frame(Want(((author, 1),)))
+        await eventually(lambda: sum(len(f.entries) for f in other.frames
+                                     if isinstance(f, Entries)) == FEED)
