@@ -74,13 +74,14 @@ def seed_feed(home: Path) -> bytes:
 
 
 async def connected(port: int, source: str, *, finish: bool = True,
-                    identity: Identity | None = None) -> HostilePeer | None:
+                    identity: Identity | None = None,
+                    clock: tuple[tuple[bytes, int], ...] = ()) -> HostilePeer | None:
     peer = HostilePeer(identity, source=source)
     try:
         await peer.connect(port, timeout=3.0)
         if finish:
             await peer.handshake(timeout=3.0)
-            await peer.send_frame(Clock((), True))
+            await peer.send_frame(Clock(clock, True))
         else:
             await peer.half_open()
         return peer
@@ -143,22 +144,24 @@ class Attack:
     async def want_amplification(self) -> None:
         """Alternating wants for the whole 4 500-entry feed, 20 a second; a fresh identity
         whenever the last one is banned."""
-        resent = 0
+        resent, started = 0, time.monotonic()
         while not self.stop.is_set():
-            peer = await connected(self.port, "127.0.0.2")
+            # it claims the whole feed, so nothing is owed: all it gets, it gets by asking
+            peer = await connected(self.port, "127.0.0.2", clock=((self.feed_author, FEED),))
             if peer is None:
                 await asyncio.sleep(0.2)
                 continue
             self.peers.append(peer)
-            await peer.send_frame(Clock(((self.feed_author, FEED),), True))
             i = 0
             while not peer.closed and not self.stop.is_set():
                 await peer.send_frame(Want(((self.feed_author, 1 + i % 2),)))
                 i += 1
                 await asyncio.sleep(0.05)
             resent += sum(len(getattr(f, "entries", ())) for f in peer.frames)
+            self.notes["identities"] = self.notes.get("identities", 0) + 1
             await peer.close()
         self.notes["entries re-sent"] = resent
+        self.notes["attack_s"] = round(time.monotonic() - started, 1)
 
     async def ping_flood(self) -> None:
         """Pings as fast as the attacker can encrypt them; a fresh identity after each ban."""
