@@ -144,6 +144,14 @@ class PeerConnection:
         if self.replication.local_entries(rows):
             self._wake_sender.set()
 
+    def offer_bodies(self, entries: list) -> None:
+        """Send these entries again, with their bodies, if the peer holds them (by its clock)."""
+        clock = self.replication.peer_clock
+        ids = [e.id for e in entries if clock.get(e.header.author, 0) >= e.header.seq]
+        if ids and len(self._body_asks) < 4 * fr.MAX_BODY_IDS:
+            self._body_asks.extend(ids)
+            self._wake_sender.set()
+
     def storage_resumed(self) -> None:
         """The disk has room again: ask the peer again for what we could not store."""
         if self._unstored and not self._closing and (self._refetch is None
@@ -406,6 +414,9 @@ class PeerConnection:
                     self._unstored[author] = min(seq, self._unstored.get(author, seq))
                 self._unstored_at = time.monotonic()
                 continue
+            if report.filled:
+                # peers we gave these entries to may hold them bodiless too: pass the bodies on
+                self.manager.share_bodies(report.filled, self)
             if report.accepted:
                 self.manager.reward(self, useful=len(report.accepted))
                 if any(e.body_bytes is None for e in report.accepted):

@@ -237,6 +237,12 @@ class PeerManager:
         min(busiest, key=lambda c: c.started).close("timeout", "making room for another address")
         return True
 
+    def share_bodies(self, entries: list, source: PeerConnection) -> None:
+        """Bodies we just filled in: offer them to every other session that holds the entries."""
+        for conn in self.open_connections():
+            if conn is not source:
+                conn.offer_bodies(entries)
+
     def resend_budget(self, address: str) -> ResendBudget:
         """The re-send budget shared by every session with this address (an IPv6 /64)."""
         host = address.rsplit(":", 1)[0].strip("[]") if address.count(":") == 1 or \

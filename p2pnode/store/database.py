@@ -66,6 +66,8 @@ class IngestReport:
     invalid: int = 0
     #: held entries whose missing body arrived and was filled in
     bodies_filled: int = 0
+    #: those entries (with their bodies), to pass on to peers that may lack them too
+    filled: list[Entry] = field(default_factory=list)
 
 
 class Store:
@@ -370,6 +372,7 @@ class Store:
                                (entry.body_bytes, entry.id))
             derive.apply_entry(self._conn, entry, body, dirty)
             report.bodies_filled += 1
+            report.filled.append(entry)
 
     def _give_up_body(self, entry_id: bytes) -> None:
         """A body we will never keep (invalid, or expired): stop asking peers for it."""
