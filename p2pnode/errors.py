@@ -23,6 +23,10 @@ class DamagedDatabase(StorageError):
     """The database file is not a readable SQLite database (truncated, overwritten)."""
 
 
+class DiskFull(StorageError):
+    """The disk holding the home is full: reads work, nothing more is stored until there is room."""
+
+
 class NotFound(NodeError):
     """No circle, entry, resource or peer with that id is known here."""
 

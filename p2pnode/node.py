@@ -37,7 +37,7 @@ from aiohttp import web
 from p2pnode import actions, api, config
 from p2pnode.blobs.host import PeerLink
 from p2pnode.blobs.service import BlobService
-from p2pnode.errors import HomeError, InvalidInput, NodeError, NotRunning
+from p2pnode.errors import DiskFull, HomeError, InvalidInput, NodeError, NotRunning, StorageError
 from p2pnode.events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
 from p2pnode.home import Home
 from p2pnode.net.connection import PeerConnection
@@ -57,6 +57,8 @@ _WATCH_INTERVAL = 1.0
 _PRUNE_INTERVAL = 6 * 3600.0
 #: held (flock) by the one node serving a home, for as long as it runs
 LOCK_FILE = "node.lock"
+#: seconds between attempts to write while the disk is full
+_SPACE_PROBE_INTERVAL = 2.0
 T = TypeVar("T")
 
 
@@ -123,6 +125,8 @@ class Node:
         self.cooperating_responders = cooperating_responders
         self.session_limits = dict(session_limits or {})
         self.upload_rate = upload_rate
+        #: set while the disk holding the home is full (what peers send is not stored)
+        self._disk_full: DiskFull | None = None
         self.bus = EventBus()
         self.peers = PeerManager(self)
         self.home: Home | None = None
@@ -313,6 +317,14 @@ class Node:
         assert self.home is not None
         return await self._in_thread(self.home.store.feed_entries, author, from_seq, limit)
 
+    async def missing_bodies(self, limit: int) -> list[tuple[bytes, bytes, int]]:
+        assert self.home is not None
+        return await self._in_thread(self.home.store.entries_missing_body, limit)
+
+    async def entries_with_bodies(self, ids: list[bytes]) -> list[Entry]:
+        assert self.home is not None
+        return await self._in_thread(self.home.store.entries_with_bodies, ids)
+
     async def ingest_from_peer(self, entries: tuple[Entry, ...]) -> IngestReport:
         assert self.home is not None
         job = self._spawn(
@@ -320,6 +332,9 @@ class Node:
         )
         try:
             report = await asyncio.shield(job)
+        except DiskFull as exc:
+            self._disk_is_full(exc)
+            raise
         except asyncio.CancelledError:
             # The session ended mid-ingest; the store thread still commits: dispatch what it
             # stored, or clocks, pushes and events would miss it until the next write.
@@ -329,6 +344,28 @@ class Node:
         if report.accepted:
             await self._scan()
         return report
+
+    def _disk_is_full(self, exc: DiskFull) -> None:
+        """Say so once, then probe until there is room again (sessions refetch what they
+        could not store)."""
+        if self._disk_full is None:
+            self._disk_full = exc
+            log.warning("%s: not storing what peers send until there is room", exc)
+            self._spawn(self._wait_for_space(), "wait-for-space")
+
+    async def _wait_for_space(self) -> None:
+        assert self.home is not None
+        while True:
+            await asyncio.sleep(_SPACE_PROBE_INTERVAL)
+            try:
+                await self._in_thread(self.home.store.probe_space)
+            except StorageError:
+                continue
+            self._disk_full = None
+            log.warning("there is room on the disk again: storing what peers send")
+            for conn in self.peers.open_connections():
+                conn.storage_resumed()
+            return
 
     async def refresh(self) -> int:
         """Notice entries written by another process on this home; returns how many."""
@@ -394,7 +431,8 @@ class Node:
         assert self.home is not None
         while True:
             await asyncio.sleep(_PRUNE_INTERVAL)
-            await self._in_thread(self.home.store.prune_expired, now_ms=_now_ms())
+            with contextlib.suppress(StorageError):  # a full disk: next time
+                await self._in_thread(self.home.store.prune_expired, now_ms=_now_ms())
 
     # -- sessions --------------------------------------------------------------------------
     def remember_peer(self, node_id: bytes, address: str | None, how: str,
@@ -402,8 +440,12 @@ class Node:
         """Keep what we know of a peer in the store, for `p2pnode doctor` when no node runs."""
         if self.home is not None and not self._closed:
             store = self.home.store
-            self._spawn(self._in_thread(store.record_peer, node_id, address=address, how=how,
-                                        now_ms=_now_ms(), error=error), "remember-peer")
+
+            async def remember() -> None:
+                with contextlib.suppress(StorageError):  # only for `doctor`: not worth a fuss
+                    await self._in_thread(store.record_peer, node_id, address=address, how=how,
+                                          now_ms=_now_ms(), error=error)
+            self._spawn(remember(), "remember-peer")
 
     def on_session_open(self, conn: PeerConnection) -> None:
         if self.blobs is not None:

@@ -31,6 +31,7 @@ MAX_CLOCK_PAIRS = 1024
 MAX_WANT_PAIRS = 1024
 MAX_ENTRIES = 256
 MAX_BLOB_IDS = 1024
+MAX_BODY_IDS = 256
 #: Largest ``data`` in one ``blob_data`` frame.
 MAX_BLOB_DATA = 60 * 1024
 MAX_CODE_LENGTH = 32
@@ -81,6 +82,15 @@ class Want(Frame):
 
     TYPE: ClassVar[str] = "want"
     pairs: tuple[tuple[bytes, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WantBodies(Frame):
+    """Ask the peer for the bodies of entries we hold without one (a relay stripped them); it
+    answers with `Entries` holding those it has with a body, and says nothing of the rest."""
+
+    TYPE: ClassVar[str] = "want_bodies"
+    entry_ids: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +269,14 @@ def _decode_want(items: list[Any]) -> Want:
     return Want(_pairs(items[1], "frame.want", MAX_WANT_PAIRS, 1))
 
 
+def _decode_want_bodies(items: list[Any]) -> WantBodies:
+    _shape(items, 2)
+    ids = _list(items[1], "frame.entry_ids", MAX_BODY_IDS)
+    for i, entry_id in enumerate(ids):
+        _id(entry_id, f"frame.entry_ids[{i}]")
+    return WantBodies(tuple(ids))
+
+
 def _decode_have_blobs(items: list[Any]) -> HaveBlobs:
     _shape(items, 2)
     ids = _list(items[1], "frame.blob_ids", MAX_BLOB_IDS)
@@ -326,6 +344,7 @@ _DECODERS: dict[str, Callable[[list[Any]], Frame]] = {
     Clock.TYPE: _decode_clock,
     Entries.TYPE: _decode_entries,
     Want.TYPE: _decode_want,
+    WantBodies.TYPE: _decode_want_bodies,
     HaveBlobs.TYPE: _decode_have_blobs,
     BlobGet.TYPE: _decode_blob_get,
     BlobData.TYPE: _decode_blob_data,
@@ -512,6 +531,8 @@ def _wire(frame: Frame) -> list[Any]:
         items: list[Any] = ["clock", [list(pair) for pair in frame.pairs], frame.final]
     elif isinstance(frame, Want):
         items = ["want", [list(pair) for pair in frame.pairs]]
+    elif isinstance(frame, WantBodies):
+        items = ["want_bodies", list(frame.entry_ids)]
     elif isinstance(frame, HaveBlobs):
         items = ["have_blobs", list(frame.blob_ids)]
     elif isinstance(frame, BlobGet):

@@ -471,13 +471,20 @@ def _circle_update(body: Any) -> None:
 
 _rule(_circle_update, "map", fields=_circle_update_fields.fields)  # type: ignore[attr-defined]
 
+
+def _enc_key(value: Any) -> None:
+    _id(value)
+
+
+_rule(_enc_key, f"{ID_SIZE}-byte X25519 public key (for HPKE; not an id)")
+
 _SCHEMAS: dict[str, Checker] = {
     "profile": _map(
         {
             "name": _text(1, 80),
             "bio?": _text(0, 500, multiline=True),
             "languages?": _list(_language, 0, 10),
-            "enc_key": _id,  # X25519 public key for HPKE, 32 bytes
+            "enc_key": _enc_key,
         }
     ),
     "circle": _map(_CIRCLE_FIELDS),

@@ -11,9 +11,17 @@ Rules:
   the live push. Entries the peer sent us, or that we sent it, advance its clock, so nothing is
   echoed back to the peer that sent it.
 - `want` from the peer (it lost data, or found a gap) rewinds its clock for those authors.
+  What a peer's wants make us send *again* (entries at or below what we believe it holds) is
+  budgeted: `RESEND_RATE` entries per second, bursts of `RESEND_BURST`; a want beyond the budget
+  is ignored. A want for entries we sent it less than `RESEND_MEMORY` seconds ago is counted in
+  `reasked` (the session scores the peer down for it): honest peers do not ask twice.
 - Our own `gaps` (entries that arrived ahead of their predecessors) become `want` pairs, but
   never for a seq whose entry we refused from this peer (asking would bring the same refused
   entry back, forever), and the same want at most once per `WANT_INTERVAL`.
+- Bodies a relay stripped (PROTOCOL.md 5, "Missing bodies"): `BodyRequests` plans which peer
+  to ask for which body — one that holds the entry by its clock, not asked for it lately, and
+  another one when the first stays silent — and `BodyBudget` caps how many bodies a peer may
+  make us send.
 - A peer cannot grow our memory: its clock is kept only for authors we hold (plus at most
   `MAX_UNKNOWN_AUTHORS` others), wants for authors we do not hold are ignored, and a clock frame
   after the final one is refused.
@@ -21,7 +29,9 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+
+from .frames import MAX_BODY_IDS
 
 #: seconds before the same `want` (author, from_seq) is sent or honoured again
 WANT_INTERVAL = 10.0
@@ -29,12 +39,34 @@ WANT_INTERVAL = 10.0
 REFUSAL_MEMORY = 600.0
 #: authors we do not hold that a peer's clock may name (beyond that they are not remembered)
 MAX_UNKNOWN_AUTHORS = 10_000
+#: entries a peer's wants may make us send again, per second (bursts of `RESEND_BURST`)
+RESEND_RATE = 1000.0
+RESEND_BURST = 4096.0
+#: seconds during which a want for entries we sent the peer counts as asking again
+RESEND_MEMORY = 10.0
+#: bodies a peer may make us send per second through `want_bodies` (bursts of twice that)
+BODY_RATE = 256.0
+#: seconds without the body before another holder is asked for it
+BODY_RETRY = 3.0
+#: seconds before the same peer is asked for the same body again; doubled after each time
+#: (a body may have been dropped everywhere, e.g. expired) up to `BODY_ASK_MAX`
+BODY_ASK_AGAIN = 10.0
+BODY_ASK_MAX = 3600.0
+
+
+class ResendBudget:
+    """What wants may make us send again (`RESEND_RATE`/s, bursts of `RESEND_BURST`); one may
+    be shared by every session from one address, so fresh identities do not refill it."""
+
+    def __init__(self) -> None:
+        self.tokens = RESEND_BURST
+        self.time: float | None = None
 
 
 class Replication:
     """What one peer holds, as far as we know, and which authors we still owe it."""
 
-    def __init__(self) -> None:
+    def __init__(self, resend: ResendBudget | None = None) -> None:
         self.peer_clock: dict[bytes, int] = {}
         self.peer_clock_final = False
         self._dirty: set[bytes] = set()
@@ -45,6 +77,11 @@ class Replication:
         self._wanted: dict[bytes, tuple[int, float]] = {}
         self._honoured: dict[bytes, tuple[int, float]] = {}
         self._refused: dict[bytes, tuple[int, float]] = {}
+        #: author -> (highest seq we sent the peer, when)
+        self._sent_recently: dict[bytes, tuple[int, float]] = {}
+        self._resend = resend if resend is not None else ResendBudget()
+        #: pairs of the last `receive_want` that asked again for what we had just sent
+        self.reasked = 0
 
     def receive_clock(self, pairs: Iterable[tuple[bytes, int]], final: bool,
                       local_clock: Mapping[bytes, int]) -> bool:
@@ -77,9 +114,16 @@ class Replication:
         """The peer asks for authors' entries from a seq on: rewind its clock there.
 
         Returns:
-            How many pairs were ignored (authors we do not hold, or asked again too soon).
+            How many pairs were ignored (authors we do not hold, the same pair again too soon,
+            or beyond the re-send budget). `reasked` then says how many asked again for
+            entries we had just sent.
         """
         ignored = 0
+        self.reasked = 0
+        budget = self._resend
+        if budget.time is not None:
+            budget.tokens = min(RESEND_BURST, budget.tokens + (now - budget.time) * RESEND_RATE)
+        budget.time = now
         for author, from_seq in pairs:
             last = self._honoured.get(author)
             if author not in local_clock or (
@@ -87,6 +131,16 @@ class Replication:
             ):
                 ignored += 1
                 continue
+            again = max(0, min(self.peer_clock.get(author, 0), local_clock[author]) - from_seq + 1)
+            sent = self._sent_recently.get(author)
+            if again and sent is not None and from_seq <= sent[0] and now - sent[1] < RESEND_MEMORY:
+                self.reasked += 1
+            # a full bucket serves any one want (running into debt), so a big honest re-fetch
+            # is not refused for ever, only spread out
+            if again > budget.tokens and budget.tokens < RESEND_BURST:
+                ignored += 1
+                continue
+            budget.tokens -= again
             self._honoured[author] = (from_seq, now)
             self.peer_clock[author] = min(self.peer_clock.get(author, 0), max(from_seq - 1, 0))
             if self.peer_clock_final:
@@ -127,11 +181,14 @@ class Replication:
         """The first seq of `author` the peer does not hold."""
         return self.peer_clock.get(author, 0) + 1
 
-    def sent(self, seqs: Iterable[tuple[bytes, int]]) -> None:
+    def sent(self, seqs: Iterable[tuple[bytes, int]], now: float | None = None) -> None:
+        """We sent the peer these (author, seq) at `now` (remembered to spot it asking again)."""
         for author, seq in seqs:
             self.entries_sent += 1
             if seq > self.peer_clock.get(author, 0):
                 self.peer_clock[author] = seq
+            if now is not None:
+                self._sent_recently[author] = (seq, now)
 
     def note_refused(self, blocked: Mapping[bytes, int], now: float) -> None:
         """We refused these (author, seq) entries from this peer (bad, forked, or too new)."""
@@ -152,3 +209,73 @@ class Replication:
             self._wanted[author] = (from_seq, now)
             out.append((author, from_seq))
         return out
+
+
+class BodyBudget:
+    """How many bodies a peer may make us send: a token bucket of `BODY_RATE` per second."""
+
+    def __init__(self, now: float, rate: float = BODY_RATE) -> None:
+        self._rate = rate
+        self._tokens = 2 * rate
+        self._time = now
+
+    def take(self, wanted: int, now: float) -> int:
+        """How many of `wanted` bodies may be sent now (the rest are not answered)."""
+        self._tokens = min(2 * self._rate, self._tokens + max(0.0, now - self._time) * self._rate)
+        self._time = now
+        granted = min(wanted, int(self._tokens))
+        self._tokens -= granted
+        return granted
+
+
+class BodyRequests:
+    """Which peer to ask for which missing body (node-wide, across sessions)."""
+
+    def __init__(self) -> None:
+        #: entry id -> peer id -> when that peer was asked
+        self._asked: dict[bytes, dict[bytes, float]] = {}
+        #: entry id -> peer id -> when that peer may be asked again
+        self._again: dict[bytes, dict[bytes, float]] = {}
+        #: the last plan skipped ids because their answer may still come (plan again soon)
+        self.awaiting = False
+
+    def plan(self, missing: Sequence[tuple[bytes, bytes, int]],
+             holders: Mapping[bytes, Mapping[bytes, int]], now: float) -> dict[bytes, list[bytes]]:
+        """Assign missing bodies to peers.
+
+        Args:
+            missing: (entry id, author, seq) of entries held without a body.
+            holders: peer id -> that peer's clock (author -> latest seq it holds).
+
+        Returns:
+            peer id -> entry ids to ask it for (at most `MAX_BODY_IDS` each). An id is asked of
+            one peer at a time; after `BODY_RETRY` s without the body, of a peer not yet asked,
+            or asked long enough ago (`BODY_ASK_AGAIN`, doubling per peer up to `BODY_ASK_MAX`).
+        """
+        wanted = {entry_id for entry_id, _, _ in missing}
+        for entry_id in [i for i in self._asked if i not in wanted]:
+            del self._asked[entry_id]  # the body came (or the entry was dropped)
+            self._again.pop(entry_id, None)
+        plan: dict[bytes, list[bytes]] = {}
+        self.awaiting = False
+        for entry_id, author, seq in missing:
+            asked = self._asked.setdefault(entry_id, {})
+            again = self._again.setdefault(entry_id, {})
+            if asked and now - max(asked.values()) < BODY_RETRY:
+                self.awaiting = True  # an answer may still come
+                continue
+            candidates = [
+                peer for peer, clock in holders.items()
+                if clock.get(author, 0) >= seq and now >= again.get(peer, now)
+                and len(plan.get(peer, ())) < MAX_BODY_IDS
+            ]
+            if not candidates:
+                continue
+            peer = min(candidates, key=lambda p: (asked.get(p, -1e18), len(plan.get(p, ()))))
+            wait = BODY_ASK_AGAIN if peer not in asked else min(
+                BODY_ASK_MAX, 2 * (again[peer] - asked[peer]))
+            asked[peer] = now
+            again[peer] = now + wait
+            plan.setdefault(peer, []).append(entry_id)
+        self.awaiting = self.awaiting or bool(plan)
+        return plan

@@ -63,6 +63,7 @@ from .frames import (
     Pong,
     UnknownFrame,
     Want,
+    WantBodies,
     decode_frame,
     encode_frame,
 )
@@ -94,7 +95,7 @@ _IDLE_TIMEOUT = 45.0
 _HANDSHAKE_TIMEOUT = 10.0
 
 #: Frames that pass straight through to the node (no bookkeeping here).
-_PLAIN_FRAMES = frozenset({Clock, Entries, Want, HaveBlobs})
+_PLAIN_FRAMES = frozenset({Clock, Entries, Want, WantBodies, HaveBlobs})
 _BINDING_PAYLOAD_SIZE = 2 + (2 + NODE_ID_SIZE) + (2 + SIGNATURE_SIZE)
 _NOISE_ERRORS = (
     InvalidTag,

@@ -60,8 +60,11 @@ class HostilePeer:
         *,
         network_key: bytes = OPEN_NETWORK_KEY,
         expected_peer_id: bytes | None = None,
+        source: str | None = None,
     ) -> None:
         self.identity = identity or Identity.generate()
+        #: the local address to connect from (another 127.x address poses as another host)
+        self.source = source
         self.network_key = network_key
         self.expected_peer_id = expected_peer_id
         self.session: Session | None = None
@@ -73,6 +76,8 @@ class HostilePeer:
         self.rejected: list[FrameRejected] = []
         #: how our session ended (for ``peer_closed``, ``detail`` holds the node's error code)
         self.session_closed: SessionClosed | None = None
+        #: the WebSocket close code the node sent (1000 normal, 1009 message too big...)
+        self.close_code: int | None = None
         self._client: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -95,7 +100,8 @@ class HostilePeer:
     # -- connecting ------------------------------------------------------------------------
     async def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
         """Open the WebSocket (no handshake yet)."""
-        self._client = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(local_addr=(self.source, 0) if self.source else None)
+        self._client = aiohttp.ClientSession(connector=connector)
         self._ws = await asyncio.wait_for(
             self._client.ws_connect(
                 f"http://{host}:{port}{WEBSOCKET_PATH}",
@@ -137,6 +143,14 @@ class HostilePeer:
                 f"handshake did not complete: {self.session_closed or 'connection closed'}"
             )
         return self.session.peer_id
+
+    async def half_open(self) -> None:
+        """Send a valid handshake message 1, then nothing: the node waits for message 3."""
+        opener = Session(self.identity, initiator=True, network_key=self.network_key,
+                         now=time.monotonic())
+        opener.initiate()
+        for data in opener.data_to_send():
+            await self.send_raw(data)
 
     async def impersonate(self, claimed_id: bytes, timeout: float = 5.0) -> bytes:
         """Drive the Noise handshake by hand and claim `claimed_id` in message 3, signing the
@@ -272,6 +286,8 @@ class HostilePeer:
             while True:
                 msg = await self._ws.receive()
                 if msg.type is not aiohttp.WSMsgType.BINARY:
+                    if msg.type is aiohttp.WSMsgType.CLOSE:
+                        self.close_code = msg.data
                     return  # CLOSE, CLOSING, CLOSED, ERROR (we never expect text)
                 self.received.append(msg.data)
                 if self.session is None:

@@ -80,6 +80,10 @@ def _now_ms() -> int:
 
 
 
+#: downloads running at once (each keeps up to 32 chunk requests open per peer, and a file open)
+MAX_DOWNLOADS = 8
+
+
 class BlobService:
     """The node's blob exchange: announce, serve, download (see the module docstring).
 
@@ -221,6 +225,10 @@ class BlobService:
             yield await self._deliver(blob_id, output, None)
             return
         download = self._downloads.get(blob_id)
+        if download is None and len(self._downloads) >= MAX_DOWNLOADS:
+            yield {"blob": blob_id, "error": f"already {MAX_DOWNLOADS} downloads running here;"
+                   " try again when one has finished"}
+            return
         if download is None:
             download = Download(self, blob_id)
             self._downloads[blob_id] = download

@@ -63,10 +63,30 @@ def _peer_address(text: str) -> str:
     return text
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The node's log file; a line that cannot be written (a full disk) is lost quietly,
+    with one note on stderr, rather than a traceback per line."""
+
+    failing = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failing:
+            self.failing = True
+            print(f"p2pnode: cannot write the log {self.baseFilename} (is the disk full?);"
+                  " log lines are dropped until it can", file=sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if self.failing and self.stream is not None and not self.stream.closed:
+            with contextlib.suppress(OSError):
+                self.stream.flush()
+                self.failing = False
+
+
 def _configure_logging(home: Path, verbose: bool) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    handler = logging.handlers.RotatingFileHandler(
+    handler = _LogFile(
         home / config.LOG_FILE, maxBytes=2_000_000, backupCount=3
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

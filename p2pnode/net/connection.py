@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from p2pnode.errors import DiskFull
 from protocol import frames as fr
+from protocol import replication
 from protocol.entry import MAX_WIRE_SIZE
 from protocol.identity import fingerprint
-from protocol.replication import Replication
+from protocol.replication import BodyBudget, Replication
 from protocol.session import (
     FrameReceived,
     FrameRejected,
@@ -65,6 +67,7 @@ class PeerConnection:
         address: str,
         how: str,
         expected_peer_id: bytes | None = None,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.host = host
         self.manager = manager
@@ -72,15 +75,26 @@ class PeerConnection:
         self.initiator = initiator
         self.address = address
         self.how = how
+        self.started = time.monotonic()
+        limits = dict(host.session_limits)
+        if handshake_timeout is not None:
+            limits["handshake_timeout"] = handshake_timeout
         self.session = Session(
             host.identity,
             initiator=initiator,
             network_key=host.network_key,
             expected_peer_id=expected_peer_id,
-            now=time.monotonic(),
-            **host.session_limits,
+            now=self.started,
+            **limits,
         )
-        self.replication = Replication()
+        self.replication = Replication(manager.resend_budget(address))
+        #: entry ids whose bodies the peer asked for, not yet answered; and what it may ask
+        self._body_asks: list[bytes] = []
+        self._body_budget = BodyBudget(self.started)
+        #: author -> first seq the peer sent that we could not store (a full disk), and when
+        self._unstored: dict[bytes, int] = {}
+        self._unstored_at = 0.0
+        self._refetch: asyncio.Task[None] | None = None
         self.peer_id: bytes | None = None
         self.connected_since_ms: int | None = None
         self.close_reason = ""
@@ -133,6 +147,31 @@ class PeerConnection:
         if self.replication.local_entries(rows):
             self._wake_sender.set()
 
+    def offer_bodies(self, entries: list) -> None:
+        """Send these entries again, with their bodies, if the peer holds them (by its clock)."""
+        clock = self.replication.peer_clock
+        ids = [e.id for e in entries if clock.get(e.header.author, 0) >= e.header.seq]
+        if ids and len(self._body_asks) < 4 * fr.MAX_BODY_IDS:
+            self._body_asks.extend(ids)
+            self._wake_sender.set()
+
+    def storage_resumed(self) -> None:
+        """The disk has room again: ask the peer again for what we could not store."""
+        if self._unstored and not self._closing and (self._refetch is None
+                                                     or self._refetch.done()):
+            self._refetch = asyncio.create_task(self._refetch_unstored(), name="peer-refetch")
+
+    async def _refetch_unstored(self) -> None:
+        # not sooner than the peer would hold it against us (asking for what it just sent)
+        await asyncio.sleep(max(0.0, self._unstored_at + replication.RESEND_MEMORY + 0.5
+                                - time.monotonic()))
+        clock = self.host.clock_view()
+        pairs = [(author, clock.get(author, 0) + 1) for author in self._unstored]
+        self._unstored.clear()
+        if self.is_open:
+            for group in fr.split_pairs(pairs, fr.MAX_WANT_PAIRS):
+                self.send(fr.Want(group))
+
     def close(self, reason: str, detail: str = "") -> None:
         """End the session (telling the peer why) and let `run` wind down."""
         if self._closing:
@@ -170,6 +209,8 @@ class PeerConnection:
             writer = tasks.pop("writer", None)
             for task in tasks.values():
                 task.cancel()
+            if self._refetch is not None:
+                self._refetch.cancel()
             if writer is not None:
                 # give the writer a moment to deliver a final error frame
                 with contextlib.suppress(BaseException):
@@ -224,15 +265,19 @@ class PeerConnection:
             elif isinstance(event, HandshakeComplete):
                 self._on_open(event.peer_id)
             elif isinstance(event, FrameRejected):
-                penalty = 5 if event.flooding else 10
-                self.manager.penalise(self, f"rejected frame: {event.reason}", penalty)
+                # a frame over the rate is dropped at no cost: the flood counter ends a
+                # sustained flood (PROTOCOL.md 4, "Rate")
+                if not event.flooding:
+                    self.manager.penalise(self, f"rejected frame: {event.reason}", 10)
             elif isinstance(event, SessionClosed):
                 self.close_reason = self.close_reason or event.reason
                 if event.remote_error:
                     log.info("session with %s ended: %s %s", self.label, event.reason,
                              event.detail)
                     if self.peer_id is not None:
-                        self.manager.penalise(self, event.reason, 20)
+                        # a sustained flood is never an accident: banned at once
+                        penalty = 100 if event.reason == "flood" else 20
+                        self.manager.penalise(self, event.reason, penalty)
                 self._closing = True
                 self._room.set()  # release senders waiting for room
                 self._out.put_nowait(None)
@@ -260,13 +305,22 @@ class PeerConnection:
                 return
             if frame.final:
                 self.host.on_peer_clock(self)
+                self.manager.bodies.wake()
             self._wake_sender.set()
         elif isinstance(frame, fr.Want):
             ignored = self.replication.receive_want(frame.pairs, self.host.clock_view(),
                                                     time.monotonic())
             if ignored > 64:
                 self.manager.penalise(self, f"{ignored} pointless want pairs", 5)
+            if self.replication.reasked:
+                self.manager.penalise(self, "asked again for entries it was just sent", 5)
             self._wake_sender.set()
+        elif isinstance(frame, fr.WantBodies):
+            granted = self._body_budget.take(len(frame.entry_ids), time.monotonic())
+            # beyond the budget the ids go unanswered: the asker tries again later, or elsewhere
+            if len(self._body_asks) < 4 * fr.MAX_BODY_IDS:
+                self._body_asks.extend(frame.entry_ids[:granted])
+                self._wake_sender.set()
         else:
             handler = self.handlers.get(type(frame))
             if handler is not None:
@@ -302,6 +356,24 @@ class PeerConnection:
             self._wake_sender.clear()
             for author in self.replication.take_dirty():
                 await self._send_feed(author)
+            if self._body_asks:
+                await self._send_bodies()
+
+    async def _send_bodies(self) -> None:
+        """Answer the peer's `want_bodies` with the entries we hold with their body."""
+        asked, self._body_asks = self._body_asks, []
+        entries = await self.host.entries_with_bodies(asked)
+        batch: list = []
+        size = 0
+        for entry in entries:
+            entry_size = len(entry.header_bytes) + 64 + len(entry.body_bytes or b"") + 12
+            if batch and (size + entry_size > _FRAME_BUDGET or len(batch) == fr.MAX_ENTRIES):
+                await self.send_bulk(fr.Entries(tuple(batch)))
+                batch, size = [], 0
+            batch.append(entry)
+            size += entry_size
+        if batch:
+            await self.send_bulk(fr.Entries(tuple(batch)))
 
     async def _send_feed(self, author: bytes) -> None:
         while not self._closing:
@@ -325,19 +397,40 @@ class PeerConnection:
 
     async def _send_entries(self, batch: list) -> None:
         await self.send_bulk(fr.Entries(tuple(batch)))
-        self.replication.sent([(e.header.author, e.header.seq) for e in batch])
+        self.replication.sent([(e.header.author, e.header.seq) for e in batch], time.monotonic())
 
     async def _ingester(self) -> None:
         while True:
             entries = tuple(await self._ingest.get())
             while not self._ingest.empty() and len(entries) < _INGEST_MAX_ENTRIES:
                 entries += self._ingest.get_nowait()
-            report = await self.host.ingest_from_peer(entries)
+            entries, over = self.manager.quota.admit(self.peer_id or b"", entries,
+                                                     self.host.clock_view())
+            if over:  # new authors over their hourly quota: not asked for again for a while
+                self.replication.note_refused(over, time.monotonic())
+            if not entries:
+                continue
+            try:
+                report = await self.host.ingest_from_peer(tuple(entries))
+            except DiskFull:
+                # not the peer's fault: no score change; asked for again when there is room
+                for entry in entries:
+                    author, seq = entry.header.author, entry.header.seq
+                    self._unstored[author] = min(seq, self._unstored.get(author, seq))
+                self._unstored_at = time.monotonic()
+                continue
+            if report.filled:
+                # peers we gave these entries to may hold them bodiless too: pass the bodies on
+                self.manager.share_bodies(report.filled, self)
             if report.accepted:
-                self.manager.reward(self)
+                self.manager.reward(self, useful=len(report.accepted))
+                if any(e.body_bytes is None for e in report.accepted):
+                    self.manager.bodies.wake()  # a relay may have stripped them
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
-            wants = self.replication.wants(report.gaps, now)
+            # gaps behind entries we could not store are asked for once there is room
+            gaps = {a: seq for a, seq in report.gaps.items() if a not in self._unstored}
+            wants = self.replication.wants(gaps, now)
             if wants and self.is_open:
                 for pairs in fr.split_pairs(wants, fr.MAX_WANT_PAIRS):
                     self.send(fr.Want(pairs))

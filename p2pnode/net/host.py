@@ -50,6 +50,12 @@ class PeerHost(Protocol):
     async def ingest_from_peer(self, entries: tuple[Entry, ...]) -> IngestReport:
         """Verify and store a batch a peer sent; durable before this returns."""
 
+    async def missing_bodies(self, limit: int) -> list[tuple[bytes, bytes, int]]:
+        """(entry id, author, seq) of entries held without a body a peer may still send."""
+
+    async def entries_with_bodies(self, ids: list[bytes]) -> list[Entry]:
+        """Those of `ids` we hold with their body."""
+
     def on_session_open(self, conn: PeerConnection) -> None:
         """A session finished its handshake and was kept."""
 

@@ -11,12 +11,21 @@ Rules:
   errors are recorded against it rather than as a row of their own.
 - Misbehaviour lowers a peer's score; at `_BAN_SCORE` it is disconnected and neither dialled nor
   accepted for `_BAN_SECONDS`. Good batches slowly restore the score.
+- No lock-out (PROTOCOL.md 4, "Admission"): one address (an IPv6 /64) may hold at most
+  `_MAX_HANDSHAKES_PER_ADDRESS` handshakes and `_MAX_SESSIONS_PER_ADDRESS` incoming sessions;
+  all addresses together at most `_MAX_HANDSHAKES` handshakes (when all are taken, an address
+  holding two more than the newcomer's gives up its oldest), and once `_PRESSURE_HANDSHAKES`
+  are in progress a half-open one gets `_PRESSURED_HANDSHAKE_SECONDS` instead of 10 s. Of the
+  `_MAX_CONNECTIONS` session slots, `_RESERVED_FOR_KNOWN` are kept for known peers (manual,
+  discovered, or with a history of useful data); a known peer arriving when all slots are
+  taken evicts the lowest-scored, newest incoming session of a peer without that history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import time
@@ -26,8 +35,11 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from p2pnode.events import PeerDown, PeerUp
+from p2pnode.net.bodies import BodyFetcher
 from p2pnode.net.connection import PeerConnection, max_ws_message
+from p2pnode.net.quota import AuthorQuota
 from protocol.identity import fingerprint
+from protocol.replication import ResendBudget
 from protocol.session import WEBSOCKET_PATH
 
 if TYPE_CHECKING:
@@ -50,6 +62,13 @@ _BAN_SECONDS = 600.0
 _MAX_SCORE = 20.0
 _MAX_CONNECTIONS = 64
 _MAX_RECORDS = 2000
+#: Admission limits against lock-out (module docstring; PROTOCOL.md 4).
+_MAX_HANDSHAKES = 32
+_MAX_HANDSHAKES_PER_ADDRESS = 4
+_MAX_SESSIONS_PER_ADDRESS = 8
+_PRESSURE_HANDSHAKES = 8
+_PRESSURED_HANDSHAKE_SECONDS = 2.0
+_RESERVED_FOR_KNOWN = 8
 
 
 @dataclass
@@ -63,6 +82,10 @@ class PeerRecord:
     last_error: str | None = None
     banned_until: float = 0.0
     addresses: tuple[str, ...] = field(default_factory=tuple)
+    #: entries it sent us that we stored (its history of useful data)
+    useful: int = 0
+    #: we dialled it (manual) or discovered it: its slot is kept even when strangers crowd in
+    known: bool = False
 
 
 class PeerManager:
@@ -80,6 +103,10 @@ class PeerManager:
         self._serving: set[asyncio.Task[None]] = set()
         self._client: aiohttp.ClientSession | None = None
         self._closed = False
+        self.bodies = BodyFetcher(host, self)
+        self.quota = AuthorQuota()
+        #: one re-send budget per address (group), whatever identities it uses
+        self._resend_budgets: dict[str, ResendBudget] = {}
 
     # -- registry --------------------------------------------------------------------------
     def record(self, node_id: bytes) -> PeerRecord:
@@ -124,10 +151,14 @@ class PeerManager:
             else:
                 conn.close("duplicate", "a session between us already exists")
                 return False
+        elif existing is None and not conn.initiator and not self._make_room(peer):
+            conn.close("full", "no session slot free for a peer without history here")
+            return False
         self.connections[peer] = conn
         rec = self.record(peer)
         rec.address = conn.address
         rec.how = conn.how
+        rec.known = rec.known or conn.how in ("manual", "mdns")
         rec.last_error = None
         self.host.bus.publish(PeerUp(peer, conn.address, conn.how))
         self.host.remember_peer(peer, conn.address, conn.how)
@@ -158,21 +189,101 @@ class PeerManager:
             rec.banned_until = time.monotonic() + _BAN_SECONDS
             conn.close("banned", f"misbehaving: {reason}")
 
-    def reward(self, conn: PeerConnection, amount: float = 1.0) -> None:
+    def reward(self, conn: PeerConnection, amount: float = 1.0, useful: int = 0) -> None:
+        """Raise a peer's score; `useful`: entries it sent that we stored."""
         if conn.peer_id is not None:
             rec = self.record(conn.peer_id)
             rec.score = min(_MAX_SCORE, rec.score + amount)
+            rec.useful += useful
 
     def open_connections(self) -> list[PeerConnection]:
         return [c for c in self.connections.values() if c.is_open]
 
     # -- incoming --------------------------------------------------------------------------
-    def at_capacity(self) -> bool:
-        handshaking = sum(1 for c in self._pending if c.peer_id is None)
-        return len(self.connections) + handshaking >= _MAX_CONNECTIONS
+    def admit(self, address: str) -> float | None:
+        """May a connection from `address` start a handshake? None: no (answer 503); else the
+        seconds it gets to finish the handshake (shorter while many are in progress)."""
+        group = address_group(address)
+        now = time.monotonic()
+        handshaking = [c for c in self._pending if c.peer_id is None and not c._closing]
+        if len(handshaking) >= _PRESSURE_HANDSHAKES:
+            # under pressure a half-open handshake gets a short deadline, counted from its start
+            for conn in handshaking:
+                if now - conn.started > _PRESSURED_HANDSHAKE_SECONDS:
+                    conn.close("timeout", "the handshake did not finish in time")
+            handshaking = [c for c in handshaking if not c._closing]
+        if len(handshaking) >= _MAX_HANDSHAKES and not self._evict_handshake(handshaking, group):
+            return None
+        same = [c for c in self._pending if not c._closing and address_group(c.address) == group]
+        if len(same) >= _MAX_SESSIONS_PER_ADDRESS:
+            return None
+        if sum(1 for c in same if c.peer_id is None) >= _MAX_HANDSHAKES_PER_ADDRESS:
+            return None
+        if len(handshaking) + 1 >= _PRESSURE_HANDSHAKES:
+            return _PRESSURED_HANDSHAKE_SECONDS
+        return float(self.host.session_limits.get("handshake_timeout", 10.0))
+
+    @staticmethod
+    def _evict_handshake(handshaking: list[PeerConnection], group: str) -> bool:
+        """All handshake slots taken: give one to `group` if another address holds at least two
+        more, ending that address's oldest handshake. So an address with none in progress always
+        gets one, however many addresses an attacker spreads its handshakes over."""
+        counts: dict[str, list[PeerConnection]] = {}
+        for conn in handshaking:
+            counts.setdefault(address_group(conn.address), []).append(conn)
+        busiest = max(counts.values(), key=len)
+        if len(busiest) < len(counts.get(group, ())) + 2:
+            return False
+        min(busiest, key=lambda c: c.started).close("timeout", "making room for another address")
+        return True
+
+    def share_bodies(self, entries: list, source: PeerConnection) -> None:
+        """Bodies we just filled in: offer them to every other session that holds the entries."""
+        for conn in self.open_connections():
+            if conn is not source:
+                conn.offer_bodies(entries)
+
+    def resend_budget(self, address: str) -> ResendBudget:
+        """The re-send budget shared by every session with this address (an IPv6 /64)."""
+        host = address.rsplit(":", 1)[0].strip("[]") if address.count(":") == 1 or \
+            address.startswith("[") else address
+        group = address_group(host)
+        budget = self._resend_budgets.pop(group, None) or ResendBudget()
+        self._resend_budgets[group] = budget  # most recent last
+        if len(self._resend_budgets) > _MAX_RECORDS:
+            del self._resend_budgets[next(iter(self._resend_budgets))]
+        return budget
+
+    def is_known(self, node_id: bytes) -> bool:
+        """A peer we dialled, discovered, or that sent us entries we stored."""
+        rec = self.records.get(node_id)
+        return rec is not None and (rec.known or rec.useful > 0)
+
+    def _make_room(self, peer: bytes) -> bool:
+        """Is there a session slot for this incoming peer (evicting a stranger if it is known)?"""
+        live = sum(1 for c in self.connections.values() if not c._closing)
+        if not self.is_known(peer):
+            return live < _MAX_CONNECTIONS - _RESERVED_FOR_KNOWN
+        if live < _MAX_CONNECTIONS:
+            return True
+        strangers = [c for c in self.connections.values()
+                     if not c.initiator and c.peer_id and not self.is_known(c.peer_id)
+                     and not c._closing]
+        if not strangers:
+            return False
+        victim = min(strangers, key=lambda c: (self.record(c.peer_id or b"").score,
+                                               -(c.connected_since_ms or 0)))
+        log.info("evicting %s to make room for known peer %s", victim.label, fingerprint(peer))
+        victim.close("full", "this slot went to a peer with a history here")
+        return True
 
     async def serve(self, conn: PeerConnection) -> None:
         """Run an accepted session to its end (called from the WebSocket handler)."""
+        if self.admit(conn.address) is None:
+            # others from that address got in while this one's upgrade was under way
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+            return
         self._pending.add(conn)
         task = asyncio.current_task()
         if task is not None:
@@ -354,7 +465,20 @@ class PeerManager:
         for task in [*self._dialers.values()]:
             with contextlib.suppress(BaseException):
                 await task
+        await self.bodies.close()
         if self._serving:
             await asyncio.wait([*self._serving], timeout=3.0)
         if self._client is not None:
             await self._client.close()
+
+
+def address_group(address: str) -> str:
+    """The unit the per-address limits count: an IPv4 address, or an IPv6 /64 (one host on the
+    open network gets a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)

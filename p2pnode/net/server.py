@@ -53,7 +53,9 @@ _CALL_BODY_LIMIT = 1 << 20
 
 def peer_app(host: PeerHost, manager: PeerManager) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
-        if manager.at_capacity():
+        address = f"{request.remote}"
+        handshake_seconds = manager.admit(address)
+        if handshake_seconds is None:
             return web.Response(status=503, text="too many peers\n")
         ws = web.WebSocketResponse(
             max_msg_size=max_ws_message(), compress=False, autoping=True, timeout=2.0
@@ -61,8 +63,8 @@ def peer_app(host: PeerHost, manager: PeerManager) -> web.Application:
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="p2pnode peers speak WebSocket here\n")
         await ws.prepare(request)
-        address = f"{request.remote}"
-        conn = PeerConnection(host, manager, ws, initiator=False, address=address, how="incoming")
+        conn = PeerConnection(host, manager, ws, initiator=False, address=address,
+                              how="incoming", handshake_timeout=handshake_seconds)
         await manager.serve(conn)
         return ws
 

@@ -10,6 +10,9 @@ Rules it keeps:
   processes on one home can never give two entries the same seq.
 - Bodies may be absent (deleted, expired, or received without one); headers never are, so the
   chains stay verifiable.
+- A full disk is `DiskFull` ("the disk holding HOME is full (N MB free)"), never SQLite's
+  follow-up errors; a home that cannot even be opened for writing on a full disk is opened
+  read-only (SQLite's `immutable`, safe since no node can be writing it then), so reads work.
 
 The store is synchronous and not thread-safe by itself; the node drives it from one worker thread.
 """
@@ -25,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2pnode.errors import DamagedDatabase, StorageError
+from p2pnode.errors import DamagedDatabase, DiskFull, StorageError
 from p2pnode.store import derive
 from p2pnode.store.schema import DDL, SCHEMA_VERSION
+from p2pnode.store.space import disk_full_error
 from protocol.entry import Entry, create_entry, decode_body, stored_entry
 from protocol.errors import ProtocolError
 from protocol.feed import FeedHead, Verdict, authenticate_run, classify
@@ -62,6 +66,8 @@ class IngestReport:
     invalid: int = 0
     #: held entries whose missing body arrived and was filled in
     bodies_filled: int = 0
+    #: those entries (with their bodies), to pass on to peers that may lack them too
+    filled: list[Entry] = field(default_factory=list)
 
 
 class Store:
@@ -70,6 +76,10 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        #: set when the home could only be opened read-only, the disk being full
+        self._read_only_because: DiskFull | None = None
+        #: True when this open laid down the schema: the file was missing or empty
+        self.created = False
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -79,7 +89,6 @@ class Store:
             # Only a new database needs the write lock here: read-only commands of a CLI must
             # not queue behind a busy node.
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            #: True when this open laid down the schema: the file was missing or empty
             self.created = version == 0
             if version != SCHEMA_VERSION:
                 if version > SCHEMA_VERSION:
@@ -90,13 +99,48 @@ class Store:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(DDL)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.OperationalError as exc:  # locked, unreadable, no space: not damage
+        except sqlite3.Error as exc:
+            full = self._disk_full(exc)
             self._close_quietly()
-            raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:  # malformed, not a database
-            self._close_quietly()
-            raise DamagedDatabase(f"the database {self.path} is damaged: {exc}") from exc
+            if full is not None and self.path.exists():
+                # the disk is full: SQLite could not even create its WAL index; reads still work
+                self._conn = self._open_read_only(full)
+            elif isinstance(exc, sqlite3.OperationalError) or not isinstance(
+                    exc, sqlite3.DatabaseError):  # locked, unreadable: not damage
+                raise StorageError(f"cannot open the database {self.path}: {exc}") from exc
+            else:  # malformed, not a database
+                raise DamagedDatabase(f"the database {self.path} is damaged: {exc}") from exc
         self._closed = False
+
+    def _open_read_only(self, full: DiskFull) -> sqlite3.Connection:
+        """Open for reading only: SQLite could not create its WAL index on the full disk."""
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise full from exc
+        self._read_only_because = full
+        return conn
+
+    def _disk_full(self, exc: sqlite3.Error) -> DiskFull | None:
+        return disk_full_error(exc, self.path.parent)
+
+    def _storage_error(self, exc: sqlite3.Error, what: str) -> StorageError:
+        if self._read_only_because is not None:
+            return self._read_only_because
+        return self._disk_full(exc) or StorageError(f"could not {what}: {exc}")
+
+    def probe_space(self) -> None:
+        """Write (and take back) a few pages, to learn whether the disk has room again.
+
+        Raises:
+            DiskFull / StorageError: it has not.
+        """
+        with self._transaction("probe for free space"):
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                               ("space_probe", "x" * 16384))
+            self._conn.execute("DELETE FROM meta WHERE key = 'space_probe'")
 
     # -- lifecycle -------------------------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -133,8 +177,16 @@ class Store:
             row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    @contextlib.contextmanager
+    def _storage_errors(self, what: str) -> Iterator[None]:
+        """A single-statement write outside `_transaction`: SQLite errors as `StorageError`."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._storage_error(exc, what) from exc
+
     def set_meta(self, key: str, value: str | None) -> None:
-        with self._lock:
+        with self._lock, self._storage_errors("write settings"):
             if value is None:
                 self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
@@ -236,10 +288,13 @@ class Store:
                     out.finish()
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # SQLite may have rolled back by itself (a full disk): keep the real error
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StorageError(f"could not {what}: {exc}") from exc
+                raise self._storage_error(exc, what) from exc
 
     def append(
         self, identity: Identity, kind: str, body: dict[str, Any], *, now_ms: int
@@ -323,13 +378,39 @@ class Store:
                 validate_authored(entry.header.kind, body, entry.header.author)
             except ProtocolError:
                 report.invalid += 1
+                self._give_up_body(entry.id)
                 continue
             if entry.header.kind in _PERSONAL_KINDS and self._circle_expired(body, now_ms, out):
+                self._give_up_body(entry.id)
                 continue
             self._conn.execute("UPDATE entries SET body = ? WHERE id = ?",
                                (entry.body_bytes, entry.id))
             derive.apply_entry(out, entry, body)
             report.bodies_filled += 1
+            report.filled.append(entry)
+
+    def _give_up_body(self, entry_id: bytes) -> None:
+        """A body we will never keep (invalid, or expired): stop asking peers for it."""
+        self._conn.execute("UPDATE entries SET dropped = 1 WHERE id = ?", (entry_id,))
+
+    def entries_missing_body(self, limit: int = 1024) -> list[tuple[bytes, bytes, int]]:
+        """(id, author, seq) of entries held without a body that was not dropped on purpose
+        (a relay stripped it, PROTOCOL.md 5): peers may still send it. Oldest first."""
+        with self._lock:
+            return [tuple(row) for row in self._conn.execute(  # type: ignore[misc]
+                "SELECT id, author, seq FROM entries WHERE body IS NULL AND dropped = 0"
+                " ORDER BY rowid LIMIT ?", (limit,))]
+
+    def entries_with_bodies(self, ids: Sequence[bytes]) -> list[Entry]:
+        """Those of `ids` held here with their body (to answer a peer's `want_bodies`)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT header, signature, body, id FROM entries WHERE id IN ({marks})"
+                " AND body IS NOT NULL", list(ids)).fetchall()
+        return [_entry_from_row(r) for r in rows]
 
     def _take_rival(self, rival: Entry, report: IngestReport, out: derive.Writes) -> None:
         """A second entry for a seq in the same batch: fork proof if authentic and the seq held."""
@@ -521,7 +602,7 @@ class Store:
     # -- peers -----------------------------------------------------------------------------
     def record_peer(self, node_id: bytes, *, address: str | None, how: str, now_ms: int,
                     error: str | None = None) -> None:
-        with self._lock:
+        with self._lock, self._storage_errors("remember a peer"):
             self._conn.execute(
                 "INSERT INTO peers (node_id, address, how, last_seen_ms, last_error)"
                 " VALUES (?,?,?,?,?) ON CONFLICT (node_id) DO UPDATE SET"

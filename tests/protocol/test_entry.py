@@ -442,6 +442,7 @@ def test_body_of_the_wrong_size_is_refused():
         ({"author": "a" * 32}, "header.author"),
         ({"timestamp_ms": True}, "header.timestamp_ms"),
         ({"timestamp_ms": -1}, "header.timestamp_ms"),
+        ({"timestamp_ms": 2**53}, "header.timestamp_ms"),
         ({"kind": b"profile"}, "header.kind"),
         ({"body_hash": b"\x00" * 31}, "header.body_hash"),
         ({"body_size": False}, "header.body_size"),

@@ -919,3 +919,42 @@ def test_generated_circles_make_valid_updates(body: dict[str, Any], data: st.Dat
     """Any non-empty subset of a valid circle's fields, with the circle id, is a valid update."""
     names = data.draw(st.lists(st.sampled_from(sorted(body)), min_size=1, unique=True))
     validate_record("circle.update", {"circle": A} | {name: body[name] for name in names})
+
+
+# -- any kind, any field, any value (issue 12, item 6) ------------------------------------------
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+    | st.text(max_size=40) | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated_bodies(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A full valid body of any kind with one field dropped, replaced or added."""
+    kind = draw(st.sampled_from(sorted(FULL)))
+    body = copy.deepcopy(FULL[kind])
+    field = draw(st.sampled_from([*body, "extra"]))
+    action = draw(st.sampled_from(["drop", "replace"]))
+    if action == "drop":
+        body.pop(field, None)
+    else:
+        body[field] = draw(msgpack_values)
+    return kind, body
+
+
+@settings(max_examples=200)
+@given(mutated_bodies())
+def test_any_mutation_of_any_kind_is_valid_or_refused_by_name(case) -> None:
+    """Every kind, any field changed to anything: valid, or InvalidRecordError naming a field."""
+    kind, body = case
+    try:
+        validate_record(kind, body)
+    except InvalidRecordError as exc:
+        assert exc.field
+        return
+    assert unpack_strict(pack(body), "body", max_size=1 << 20) == body or any(
+        isinstance(v, float) and math.isnan(v) for v in body.values())

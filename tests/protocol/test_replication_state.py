@@ -6,14 +6,23 @@ h11's ConnectionPair does for connections) to check that a sync converges withou
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.replication import (
+    BODY_ASK_AGAIN,
+    BODY_RATE,
+    BODY_RETRY,
     MAX_UNKNOWN_AUTHORS,
     REFUSAL_MEMORY,
+    RESEND_BURST,
+    RESEND_RATE,
     WANT_INTERVAL,
+    BodyBudget,
+    BodyRequests,
     Replication,
 )
 
@@ -249,3 +258,72 @@ def test_back_to_back_sync_converges_for_any_clocks(cx: dict, cy: dict) -> None:
     assert len(x.received) == len(set(x.received))
     assert len(y.received) == len(set(y.received))
     assert not set(x.received) & set(y.received)  # no echo
+
+
+# -- missing bodies ----------------------------------------------------------------------------
+
+E1, E2 = b"\x01" * 32, b"\x02" * 32
+
+
+def test_a_missing_body_is_asked_of_one_holder_then_of_another() -> None:
+    """One holder at a time; after BODY_RETRY of silence the next; the first only much later."""
+    requests = BodyRequests()
+    missing = [(E1, A, 3)]
+    holders = {B: {A: 3}, C: {A: 5}, D: {A: 2}}  # D does not hold seq 3
+    first = requests.plan(missing, holders, 0.0)
+    assert len(first) == 1 and next(iter(first.values())) == [E1]
+    assert requests.plan(missing, holders, BODY_RETRY / 2) == {}
+    second = requests.plan(missing, holders, BODY_RETRY)
+    assert set(second) == {B, C} - set(first)
+    assert requests.plan(missing, holders, 2 * BODY_RETRY) == {}  # both asked lately
+    assert set(requests.plan(missing, holders, BODY_ASK_AGAIN + 0.1)) == set(first)
+
+
+def test_asking_the_same_peer_again_backs_off() -> None:
+    """Each time a peer is asked again for one body, it waits twice as long as before."""
+    requests = BodyRequests()
+    times = [t / 10 for t in range(0, 10 * int(8 * BODY_ASK_AGAIN))]
+    asked = [t for t in times if requests.plan([(E1, A, 1)], {B: {A: 1}}, t)]
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert gaps == pytest.approx([BODY_ASK_AGAIN, 2 * BODY_ASK_AGAIN, 4 * BODY_ASK_AGAIN],
+                                 abs=0.11)
+
+
+def test_a_body_that_arrived_is_forgotten() -> None:
+    """Once an id is no longer missing it leaves the bookkeeping (memory stays bounded)."""
+    requests = BodyRequests()
+    requests.plan([(E1, A, 1), (E2, A, 2)], {B: {A: 2}}, 0.0)
+    requests.plan([(E2, A, 2)], {B: {A: 2}}, 1.0)
+    assert set(requests._asked) == {E2}
+
+
+def test_body_budget_caps_what_a_peer_makes_us_send() -> None:
+    """A burst of twice BODY_RATE, then BODY_RATE per second."""
+    budget = BodyBudget(0.0)
+    assert budget.take(10_000, 0.0) == 2 * BODY_RATE
+    assert budget.take(10_000, 0.0) == 0
+    assert budget.take(10_000, 0.5) == BODY_RATE / 2
+
+
+# -- re-send budget ----------------------------------------------------------------------------
+
+
+def test_wants_for_what_was_just_sent_are_counted_and_budgeted() -> None:
+    """Alternating wants re-send at most the budget, and each one is counted as asking again."""
+    rep = after_clock({A: 5000}, {A: 5000})
+    rep.sent([(A, 5000)], 0.0)
+    assert rep.receive_want([(A, 1)], {A: 5000}, 0.1) == 0  # a full bucket serves one want
+    assert rep.reasked == 1
+    rep.sent([(A, 5000)], 0.2)
+    assert rep.receive_want([(A, 2)], {A: 5000}, 0.3) == 1  # in debt: ignored
+    assert rep.reasked == 1
+    full = 0.1 + (5000 + RESEND_BURST) / RESEND_RATE  # debt paid and the bucket full again
+    assert rep.receive_want([(A, 3)], {A: 5000}, full + 0.1) == 0
+
+
+def test_wants_for_entries_never_sent_are_not_asking_again() -> None:
+    """A want for entries the peer claimed to hold (but we never sent) is not held against it."""
+    rep = after_clock({A: 50}, {A: 50})
+    assert rep.receive_want([(A, 10)], {A: 50}, 0.0) == 0
+    assert rep.reasked == 0
+    assert rep.next_seq(A) == 10
