@@ -23,8 +23,9 @@ from tui.widgets.circle_table import CircleTable
 from tui.widgets.filter_bar import CircleQuery, FilterBar
 from tui.widgets.status_bar import StatusBar
 
-#: rows shown at most; the search narrows further
-ROW_LIMIT = 300
+#: rows shown at most (the soonest); typing narrows further. Two screens' worth at 160x50 keeps
+#: each keystroke's query and repaint well under 50 ms on a home of 10 000 circles.
+ROW_LIMIT = 100
 _CIRCLE_KINDS = frozenset({"circle", "circle.update", "circle.cancel", "join", "join.accept",
                            "profile"})
 
@@ -86,6 +87,7 @@ class CirclesScreen(NodeScreen):
         yield StatusBar()
         yield FilterBar()
         yield CircleTable(id="circles")
+        yield Static(id="count", classes="count-line")
         yield Static(id="empty", classes="empty-state")
         yield Footer()
 
@@ -124,11 +126,16 @@ class CirclesScreen(NodeScreen):
         if message.facets is not None:
             self.query_one(FilterBar).offer(*message.facets)
         self.shown_query = message.query
+        count = len(message.circles)
+        self.query_one("#count", Static).update(
+            f"the {count} soonest shown: type or filter to narrow" if count >= ROW_LIMIT
+            else f"{count} circle{'s' if count != 1 else ''}")
         self._show_empty_state(not message.circles)
 
     def _show_empty_state(self, empty: bool) -> None:
         panel = self.query_one("#empty", Static)
         panel.display = empty
+        self.query_one("#count", Static).display = not empty
         table = self.query_one(CircleTable)
         table.display = not empty
         if empty and table.has_focus:
