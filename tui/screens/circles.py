@@ -58,6 +58,9 @@ def empty_state(status: dict[str, Any] | None, query: CircleQuery) -> str:
 class CirclesScreen(NodeScreen):
     """Find circles; Enter opens one."""
 
+    #: never the search box by default: `a`, `p` and `q` must act, not type
+    AUTO_FOCUS = "CircleTable"
+
     BINDINGS = [
         Binding("slash", "focus_search", "Search"),
         Binding("enter", "open", "Open", show=True),
@@ -144,6 +147,15 @@ class CirclesScreen(NodeScreen):
             table.focus()
         if empty:
             panel.update(empty_state(self.p2p.node_status, self.query_now))
+
+    def on_screen_resume(self) -> None:
+        """Back from a dialog or another screen: keys go to the table, or (when it is empty)
+        to the screen, so that `a`, `p` and `q` act instead of typing into the search box."""
+        table = self.query_one(CircleTable)
+        if table.display:
+            table.focus()
+        else:
+            self.set_focus(None)
 
     def node_changed(self, kinds: frozenset[str]) -> None:
         """Called by the app when entries were stored."""

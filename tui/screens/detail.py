@@ -99,7 +99,7 @@ class DetailScreen(NodeScreen):
 
     # -- showing -----------------------------------------------------------------------------
     @on(Loaded)
-    def _show(self, message: Loaded) -> None:
+    async def _show(self, message: Loaded) -> None:
         if message.detail is None:
             self.notify("This circle is not known here (yet).", severity="warning")
             return
@@ -111,7 +111,7 @@ class DetailScreen(NodeScreen):
         self.query_one("#title", Static).update(
             f"[b]{escape(s.name)}[/b]  \\[{status}]{badge}")
         self.query_one("#facts", Static).update(self._facts(d))
-        self.query_one("#description", Markdown).update(d.description)
+        await self.query_one("#description", Markdown).update(d.description)
         self._show_meetings(d)
         self.query_one("#people", Static).update(self._people(d))
         self.query_one("#extras", Static).update(self._extras(d))
