@@ -129,6 +129,7 @@ class CirclesScreen(NodeScreen):
         if message.facets is not None:
             self.query_one(FilterBar).offer(*message.facets)
         self.shown_query = message.query
+        self.p2p.first_paint_done()
         count = len(message.circles)
         self.query_one("#count", Static).update(
             f"the {count} soonest shown: type or filter to narrow" if count >= ROW_LIMIT
@@ -172,6 +173,8 @@ class CirclesScreen(NodeScreen):
 
     @on(FilterBar.Changed)
     def _filters(self, message: FilterBar.Changed) -> None:
+        if message.query == self.query_now:
+            return  # e.g. the controls announcing their first values as they mount
         self.query_now = message.query
         self.reload()
 
