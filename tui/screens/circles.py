@@ -26,6 +26,7 @@ from tui.widgets.status_bar import StatusBar
 #: rows shown at most (the soonest); typing narrows further. Two screens' worth at 160x50 keeps
 #: each keystroke's query and repaint well under 50 ms on a home of 10 000 circles.
 ROW_LIMIT = 100
+_RECENT_QUERIES = 32
 _CIRCLE_KINDS = frozenset({"circle", "circle.update", "circle.cancel", "join", "join.accept",
                            "profile"})
 
@@ -85,6 +86,8 @@ class CirclesScreen(NodeScreen):
         self.query_now = CircleQuery()
         #: the query whose results the table shows (None before the first load)
         self.shown_query: CircleQuery | None = None
+        #: results of recent queries, dropped whenever entries arrive
+        self._recent: dict[CircleQuery, CirclesScreen.Loaded] = {}
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -100,6 +103,11 @@ class CirclesScreen(NodeScreen):
 
     # -- loading -----------------------------------------------------------------------------
     def reload(self) -> None:
+        cached = self._recent.get(self.query_now)
+        if cached is not None:  # e.g. backspacing to a search shown a moment ago
+            self.workers.cancel_group(self, "circles")
+            self._show(cached)
+            return
         self.load_circles(self.query_now)
 
     @work(exclusive=True, group="circles", exit_on_error=False)
@@ -122,6 +130,9 @@ class CirclesScreen(NodeScreen):
 
     @on(Loaded)
     def _show(self, message: Loaded) -> None:
+        self._recent[message.query] = message
+        if len(self._recent) > _RECENT_QUERIES:
+            del self._recent[next(iter(self._recent))]
         if message.query != self.query_now:
             return  # the learner typed on; a newer load is coming
         table = self.query_one(CircleTable)
@@ -161,6 +172,7 @@ class CirclesScreen(NodeScreen):
     def node_changed(self, kinds: frozenset[str]) -> None:
         """Called by the app when entries were stored."""
         if kinds & _CIRCLE_KINDS:
+            self._recent.clear()
             self.reload()
 
     def status_changed(self) -> None:
