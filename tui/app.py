@@ -58,7 +58,6 @@ class P2PApp(App[None]):
         self.clock = clock
         self.welcome = welcome
         self.node_status: dict[str, Any] | None = None
-        self.my_name: str | None = None
         self.notices: list[tuple[Notice, bool]] = []
         self._received: collections.deque[tuple[float, int]] = collections.deque()
         self._started = False
@@ -151,7 +150,6 @@ class P2PApp(App[None]):
     def _status(self, message: StatusUpdated) -> None:
         changed = message.status != self.node_status
         self.node_status = message.status
-        self.my_name = message.status.get("name")
         self.status_text = status_line(message.status, message.syncing)
         if changed:
             self._tell_screens("status_changed")

@@ -63,6 +63,8 @@ class DetailScreen(NodeScreen):
         self.circle_id = circle_id
         self.detail: CircleDetail | None = None
         self.role: str | None = None
+        #: my display name, offered when I join
+        self.my_name: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -91,6 +93,8 @@ class DetailScreen(NodeScreen):
     async def load_circle(self) -> None:
         detail = await self.node.circle(self.circle_id)
         mine = await self.node.my_circles()
+        profile = await self.node.perform(actions.my_profile)
+        self.my_name = (profile or {}).get("name")
         self.post_message(self.Loaded(detail, mine.get(self.circle_id)))
 
     def node_changed(self, kinds: frozenset[str]) -> None:
@@ -239,7 +243,7 @@ class DetailScreen(NodeScreen):
 
     def action_join(self) -> None:
         assert self.detail is not None
-        self.app.push_screen(forms.JoinForm(self.detail, self.p2p.my_name), self._joined)
+        self.app.push_screen(forms.JoinForm(self.detail, self.my_name), self._joined)
 
     def _joined(self, values: dict | None) -> None:
         if values:
