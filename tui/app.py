@@ -19,6 +19,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker
@@ -58,9 +59,9 @@ class P2PApp(App[None]):
         self.clock = clock
         self.welcome = welcome
         self.node_status: dict[str, Any] | None = None
-        self.my_name: str | None = None
         self.notices: list[tuple[Notice, bool]] = []
         self._received: collections.deque[tuple[float, int]] = collections.deque()
+        self._started = False
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock()).date()
@@ -70,6 +71,13 @@ class P2PApp(App[None]):
 
         self.push_screen(CirclesScreen())
         self.watch_node()
+
+    def first_paint_done(self) -> None:
+        """Called once the circle table first shows: only then the status line, notices and
+        welcome queue their queries behind it on the node's store thread."""
+        if self._started:
+            return
+        self._started = True
         self.refresh_status()
         self.set_interval(_STATUS_INTERVAL, self.refresh_status)
         self.take_notices(away=True)
@@ -92,10 +100,7 @@ class P2PApp(App[None]):
     def _node_changed(self, message: NodeChanged) -> None:
         if message.foreign:
             self._received.append((time.monotonic(), message.foreign))
-        for screen in self.screen_stack:
-            handler = getattr(screen, "node_changed", None)
-            if handler is not None:
-                handler(message.kinds)
+        self._tell_screens("node_changed", message.kinds)
         if message.kinds & _NOTICE_KINDS and message.foreign:
             self.take_notices(away=False)
 
@@ -146,13 +151,20 @@ class P2PApp(App[None]):
     def _status(self, message: StatusUpdated) -> None:
         changed = message.status != self.node_status
         self.node_status = message.status
-        self.my_name = message.status.get("name")
         self.status_text = status_line(message.status, message.syncing)
         if changed:
-            for screen in self.screen_stack:
-                handler = getattr(screen, "status_changed", None)
-                if handler is not None:
-                    handler()
+            self._tell_screens("status_changed")
+
+    def _tell_screens(self, method: str, *args: Any) -> None:
+        """Call `method` on every screen that has it (screens being torn down are skipped)."""
+        for screen in list(self.screen_stack):
+            handler = getattr(screen, method, None)
+            if handler is None or not screen.is_attached:
+                continue
+            try:
+                handler(*args)
+            except NoMatches:  # the screen is closing: its widgets are gone
+                continue
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

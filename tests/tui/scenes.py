@@ -92,4 +92,5 @@ def network(path: Path, *, my_name: str | None = "Ana", joined: bool = True) -> 
             if joined:
                 actions.join_circle(home, python.id, my_name, at_ms=at + 2000)
                 actions.rsvp(home, python.id, number=1, at_ms=at + 3000)
+                actions.join_circle(home, stats.id, my_name, at_ms=at + 4000)
     return ids

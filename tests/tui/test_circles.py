@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from builders import circle_body
 from scenes import network, seeded_home
-from tui_helpers import notifications, settle
+from tui_helpers import notifications, screen_text, settle
 
 from p2pnode import actions
 from tui.widgets.circle_table import CircleTable
@@ -110,3 +110,18 @@ async def test_a_circle_announced_on_another_node_appears_live(tmp_path, nodes, 
         assert table.selected_id == before
         assert any("New circle" in n and "Guitar for Beginners" in n
                    for n in notifications(pilot.app))
+
+
+async def test_names_from_peers_are_shown_as_written_never_as_markup(tmp_path, nodes, open_app):
+    """A circle named with markup-like brackets shows them literally, in the table and on its
+    own screen."""
+    seeded_home(tmp_path / "me", "tui me")
+    node = await nodes.start("me")
+    await node.perform(actions.set_profile, "Ana")
+    entry = await node.perform(actions.announce_circle, circle_body(
+        [], name="[b]Loud[/b] now", start="2027-01-04"))
+    async with open_app(node, welcome=False) as pilot:
+        assert "[b]Loud[/b] now" in screen_text(pilot.app)
+        pilot.app.open_circle(entry.id)
+        await settle(pilot)
+        assert "[b]Loud[/b] now" in screen_text(pilot.app)

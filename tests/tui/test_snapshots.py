@@ -177,3 +177,26 @@ def test_notices_while_away(snap_compare, tmp_path, fixed_clock, size):
     """A sign-up that came while the app was closed: the toast, then the list (n)."""
     home, _ = home_with(tmp_path, notices_seen=False)
     assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("n"))
+
+
+DIALOGS = {
+    "rsvp": ("python", "r"), "feedback": ("stats", "b"), "note": ("data", "n"),
+    "cancel": ("data", "x"), "edit": ("data", "e"),
+}
+
+
+@SIZES
+@pytest.mark.parametrize("dialog", sorted(DIALOGS))
+def test_circle_dialogs(snap_compare, tmp_path, fixed_clock, size, dialog):
+    """RSVP, feedback (an ended circle), meeting note, cancel, and the edit form."""
+    home, ids = home_with(tmp_path)
+    circle, key = DIALOGS[dialog]
+    assert snap_compare(FixedApp(home), terminal_size=size,
+                        run_before=open_circle(ids[circle], key))
+
+
+@SIZES
+def test_add_peer(snap_compare, tmp_path, fixed_clock, size):
+    """Adding a peer by address."""
+    home, _ = home_with(tmp_path)
+    assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("p"))

@@ -46,3 +46,17 @@ async def test_invalid_name_is_refused_with_the_validators_words(nodes, open_app
         assert isinstance(pilot.app.screen, WelcomeScreen)
         assert "must be 1-80 characters" in str(pilot.app.screen.query_one("#error").render())
     assert (await node.status())["entries"] == 0
+
+
+async def test_after_the_welcome_keys_act_rather_than_type(nodes, open_app):
+    """Back from the welcome on an empty network, `a` opens the announce form (the search box
+    does not take the key)."""
+    from tui.screens.announce import AnnounceScreen
+
+    node = await nodes.start("new")
+    async with open_app(node) as pilot:
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, AnnounceScreen)

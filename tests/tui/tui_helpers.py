@@ -4,6 +4,8 @@ two connected real nodes with a circle."""
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,19 @@ class FixedApp(P2PApp):
 
     async def on_unmount(self) -> None:
         await self.node.close()
+
+
+def screen_text(app: Any) -> str:
+    """What the screen shows, as plain lines (from the app's own SVG screenshot)."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>',
+                         app.export_screenshot()):
+        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)),
+                                                        html.unescape(m.group(3))))
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for x, text in sorted(rows[y]):
+            line = line.ljust(round(x / 12.2)) + text
+        lines.append(line.replace("\xa0", " ").rstrip())
+    return "\n".join(lines)

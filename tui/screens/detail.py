@@ -63,6 +63,8 @@ class DetailScreen(NodeScreen):
         self.circle_id = circle_id
         self.detail: CircleDetail | None = None
         self.role: str | None = None
+        #: my display name, offered when I join
+        self.my_name: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -91,6 +93,8 @@ class DetailScreen(NodeScreen):
     async def load_circle(self) -> None:
         detail = await self.node.circle(self.circle_id)
         mine = await self.node.my_circles()
+        profile = await self.node.perform(actions.my_profile)
+        self.my_name = (profile or {}).get("name")
         self.post_message(self.Loaded(detail, mine.get(self.circle_id)))
 
     def node_changed(self, kinds: frozenset[str]) -> None:
@@ -99,7 +103,7 @@ class DetailScreen(NodeScreen):
 
     # -- showing -----------------------------------------------------------------------------
     @on(Loaded)
-    def _show(self, message: Loaded) -> None:
+    async def _show(self, message: Loaded) -> None:
         if message.detail is None:
             self.notify("This circle is not known here (yet).", severity="warning")
             return
@@ -111,7 +115,7 @@ class DetailScreen(NodeScreen):
         self.query_one("#title", Static).update(
             f"[b]{escape(s.name)}[/b]  \\[{status}]{badge}")
         self.query_one("#facts", Static).update(self._facts(d))
-        self.query_one("#description", Markdown).update(d.description)
+        await self.query_one("#description", Markdown).update(d.description)
         self._show_meetings(d)
         self.query_one("#people", Static).update(self._people(d))
         self.query_one("#extras", Static).update(self._extras(d))
@@ -239,7 +243,7 @@ class DetailScreen(NodeScreen):
 
     def action_join(self) -> None:
         assert self.detail is not None
-        self.app.push_screen(forms.JoinForm(self.detail, self.p2p.my_name), self._joined)
+        self.app.push_screen(forms.JoinForm(self.detail, self.my_name), self._joined)
 
     def _joined(self, values: dict | None) -> None:
         if values:

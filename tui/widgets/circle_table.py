@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 from p2pnode.store.models import CircleSummary
@@ -29,6 +30,12 @@ def circle_row(circle: CircleSummary, mine: str | None) -> tuple[str, ...]:
         circle.course_title,
     )
     return tuple(fmt.shorten(text, width) for text, width in zip(cells, _WIDTHS, strict=True))
+
+
+def _plain(cell: str) -> Text:
+    """A cell as plain text: names come from peers and are never read as markup (a str cell
+    would be), which also spares the table a markup parse per cell painted."""
+    return Text(cell, no_wrap=True, end="")
 
 
 class CircleTable(DataTable):
@@ -63,14 +70,14 @@ class CircleTable(DataTable):
             for (key, cells), (_, old) in zip(rows, self._rows, strict=True):
                 for label, new_cell, old_cell in zip(COLUMNS, cells, old, strict=True):
                     if new_cell != old_cell:
-                        self.update_cell(key, label, new_cell)
+                        self.update_cell(key, label, _plain(new_cell))
             self._rows = rows
             return
         keep = self.selected_id
         scroll_x, scroll_y = self.scroll_x, self.scroll_y
         self.clear()
         for key, cells in rows:
-            self.add_row(*cells, key=key)
+            self.add_row(*map(_plain, cells), key=key)
         self._rows = rows
         if keep is not None:
             index = next((i for i, (key, _) in enumerate(rows) if key == keep.hex()), None)
