@@ -11,7 +11,15 @@ import hashlib
 import os
 from pathlib import Path
 
-from builders import DAY_MS, NOW_MS, Feed, circle_body, identity_from_seed, sealing_key_from_seed
+from builders import (
+    DAY_MS,
+    NOW_MS,
+    Feed,
+    circle_body,
+    identity_from_seed,
+    ms,
+    sealing_key_from_seed,
+)
 
 from p2pnode import actions, config
 from p2pnode.home import Home
@@ -92,5 +100,6 @@ def network(path: Path, *, my_name: str | None = "Ana", joined: bool = True) -> 
             if joined:
                 actions.join_circle(home, python.id, my_name, at_ms=at + 2000)
                 actions.rsvp(home, python.id, number=1, at_ms=at + 3000)
-                actions.join_circle(home, stats.id, my_name, at_ms=at + 4000)
+                # while it ran (it has ended by "now": an ended circle takes no sign-ups)
+                actions.join_circle(home, stats.id, my_name, at_ms=ms("2026-10-20"))
     return ids

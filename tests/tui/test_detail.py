@@ -5,7 +5,7 @@ feedback; edit, cancel, meeting note, accept."""
 from __future__ import annotations
 
 from textual.widgets import Input, Select, TextArea
-from tui_helpers import settle, two_nodes
+from tui_helpers import days_ago_ms, settle, two_nodes
 
 from p2pnode import actions
 from p2pnode.errors import NotAllowed
@@ -95,7 +95,8 @@ async def _gone(node, circle_id):
 async def test_feedback_once_the_circle_has_ended(tmp_path, nodes, open_app, eventually):
     """Feedback is offered on an ended circle and its ratings reach the facilitator."""
     ben, me, circle_id = await two_nodes(nodes, eventually, start_in_days=-70)
-    await me.perform(actions.join_circle, circle_id, "Ana")
+    # joined before it began (an ended circle takes no sign-ups)
+    await me.perform(actions.join_circle, circle_id, "Ana", at_ms=days_ago_ms(71))
     async with open_app(me, welcome=False) as pilot:
         screen = await open_circle(pilot, circle_id)
         assert screen.check_action("feedback", ()) is True

@@ -48,13 +48,20 @@ def days_from_today(days: int) -> str:
     return (dt.date.today() + dt.timedelta(days=days)).isoformat()
 
 
+def days_ago_ms(days: int) -> int:
+    """A clock `days` before now, for records written back then (a circle that began long
+    ago was announced before it began: the announce window refuses it otherwise)."""
+    return int((time.time() - days * 86400) * 1000)
+
+
 async def two_nodes(nodes, eventually, *, start_in_days: int = 7, **circle: object):
     """Ben facilitates a circle; my node is connected to his and has it."""
     ben = await nodes.start("ben")
     await ben.perform(actions.set_profile, "Ben")
     entry = await ben.perform(actions.announce_circle, circle_body(
         [], name="Python for Everybody", start=days_from_today(start_in_days),
-        signup_question="Have you programmed before?", **circle))
+        signup_question="Have you programmed before?", **circle),
+        at_ms=days_ago_ms(-start_in_days + 1) if start_in_days < 0 else None)
     me = await nodes.start("me", peers=[ben])
     await me.perform(actions.set_profile, "Ana")
     await eventually(lambda: me.circle(entry.id), timeout=10)
