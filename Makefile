@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/p2pnode $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check protocol p2pnode tui tests bench
@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/idle.py
 	$(BIN)/python bench/swarm.py
-	$(BIN)/python bench/tui.py
+	$(BIN)/python bench/app_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
