@@ -6,27 +6,19 @@ Pure functions over the node's views (`p2pnode.store.models`), shared by every s
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from p2pnode.store.models import CircleSummary, Person
+from p2pnode.store.models import CircleSummary, Person, zone
 
 STATUSES = ("upcoming", "running", "ended", "cancelled")
 
 
-@lru_cache(maxsize=256)
-def _zone(name: str) -> dt.tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
 
 
 def zone_abbreviation(timezone: str, date: str, time: str) -> str:
     """The zone's short name on that date (SAST, CET/CEST), or the IANA name if it has none."""
     try:
         when = dt.datetime.combine(dt.date.fromisoformat(date), dt.time.fromisoformat(time),
-                                   _zone(timezone))
+                                   zone(timezone))
     except ValueError:
         return timezone
     name = when.tzname() or timezone

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from protocol.identity import fingerprint, node_id_text
+
+
+@lru_cache(maxsize=256)
+def zone(name: str) -> dt.tzinfo:
+    """A circle's time zone by IANA name (UTC for a name this machine does not know: records
+    are validated against the same tzdata, so that is a local install problem, not the
+    record's)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,9 +11,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgpack
 
@@ -25,23 +23,18 @@ from p2pnode.store.models import (
     Participant,
     Person,
     Resource,
+    zone,
 )
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SEARCH_TERM = re.compile(r"\w+", re.UNICODE)
 
 
-@lru_cache(maxsize=256)
-def _zone(name: str) -> dt.tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
 
 
 def local_today(timezone: str, now_ms: int) -> str:
     """The date it is now in `timezone`, ISO form."""
-    return dt.datetime.fromtimestamp(now_ms / 1000, _zone(timezone)).date().isoformat()
+    return dt.datetime.fromtimestamp(now_ms / 1000, zone(timezone)).date().isoformat()
 
 
 def _status(state: dict[str, Any], cancelled: bool, now_ms: int) -> tuple[str, str | None]:
