@@ -13,6 +13,7 @@ from typing import Any
 from builders import NOW_MS, circle_body
 from textual.notifications import Notify
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from p2pnode import actions
 from p2pnode.node import Node
@@ -32,7 +33,13 @@ async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
         await pilot.pause(0.02)
         busy = [w for w in pilot.app.workers
                 if w.group not in _LONG_LIVED and not w.is_finished]
-        quiet_rounds = 0 if busy else quiet_rounds + 1
+        # a DataTable sizes its columns to new rows on a later idle: under load that can come
+        # after a key that opens a dialog over it (seen: a snapshot with header-wide columns)
+        sizing = [t for t in pilot.app.screen_stack[-1].query(DataTable)
+                  if t._require_update_dimensions]
+        for screen in pilot.app.screen_stack[:-1]:
+            sizing += [t for t in screen.query(DataTable) if t._require_update_dimensions]
+        quiet_rounds = 0 if busy or sizing else quiet_rounds + 1
     await pilot.pause()
 
 
