@@ -4,7 +4,9 @@ feedback; edit, cancel, meeting note, accept."""
 
 from __future__ import annotations
 
-from textual.widgets import Input, Select, TextArea
+import time
+
+from textual.widgets import Input, Select, Static, TextArea
 from tui_helpers import days_ago_ms, settle, two_nodes
 
 from p2pnode import actions
@@ -189,3 +191,15 @@ async def test_facilitator_accepts_notes_edits_and_cancels(
         async def cancelled():
             return (await me.circle(circle_id)).cancel_reason == "The library is closed."
         await eventually(cancelled, timeout=10)
+
+
+async def test_few_sign_ups_close_to_the_start_are_pointed_out(tmp_path, nodes, open_app,
+                                                              eventually):
+    """Two days before the first meeting with nobody accepted, the circle's detail says that
+    circles work best with 4-15 people (a hint: every action stays available)."""
+    _ben, me, circle_id = await two_nodes(nodes, eventually, start_in_days=2)
+    async with open_app(me, welcome=False, clock=time.time) as pilot:
+        screen = await open_circle(pilot, circle_id)
+        people = str(screen.query_one("#people", Static).render())
+        assert "only 0 accepted sign-ups" in people and "4-15" in people
+        assert screen.check_action("join", ()) is True

@@ -182,6 +182,10 @@ class DetailScreen(NodeScreen):
             counts[p.status] = counts.get(p.status, 0) + 1
         line = (f"[b]Who is going[/b]  {counts['accepted']} accepted, {counts['pending']}"
                 f" waiting for a facilitator")
+        if counts.get("waiting"):
+            line += f", {counts['waiting']} on the waiting list"
+        for hint in d.health_hints(int(self.app.clock() * 1000)):
+            line += f"\n  [i]{escape(hint)}[/i]"
         if self.role == "facilitating" and d.participants:
             names = [f"{p.display_name} ({fingerprint(p.person.node_id)}, {p.status})"
                      for p in d.participants]
