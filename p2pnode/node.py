@@ -41,7 +41,7 @@ from p2pnode.errors import DiskFull, HomeError, InvalidInput, NodeError, NotRunn
 from p2pnode.events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
 from p2pnode.home import Home
 from p2pnode.net.connection import PeerConnection
-from p2pnode.net.peers import PeerManager
+from p2pnode.net.peers import PeerManager, selection_limits
 from p2pnode.net.server import control_app, peer_app, split_host_port
 from p2pnode.store import inbox, queries
 from p2pnode.store.database import IngestReport
@@ -97,6 +97,8 @@ class Node:
         cooperating_responders: skip mDNS name probing (tests only).
         session_limits: keyword overrides for `protocol.session.Session` limits (tests only).
         upload_rate: serve resources at no more than this many bytes a second (None: no limit).
+        max_peers: cap on sessions with discovered peers, dialled or dialling us (None: 8 + 24;
+            see `p2pnode.net.selection`); manual peers come on top.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Node:
         cooperating_responders: bool = False,
         session_limits: dict[str, Any] | None = None,
         upload_rate: float | None = None,
+        max_peers: int | None = None,
     ) -> None:
         self.home_path = Path(home)
         self.requested_port = port
@@ -128,7 +131,7 @@ class Node:
         #: set while the disk holding the home is full (what peers send is not stored)
         self._disk_full: DiskFull | None = None
         self.bus = EventBus()
-        self.peers = PeerManager(self)
+        self.peers = PeerManager(self, selection_limits(max_peers) if max_peers is not None else None)
         self.home: Home | None = None
         self.port: int | None = None
         self.started_ms: int | None = None

@@ -3,10 +3,14 @@
 Rules:
 - One session per peer pair. When two exist (both sides dialled at once), both sides keep the one
   dialled by the smaller node id, so they agree without talking.
-- Manual peers and discovered peers are dialled by a loop each, with exponential backoff and
-  jitter between failures (capped at a few seconds for manual peers); a new mDNS announcement
-  or the same address added again wakes the loop at once. A discovered peer that vanishes is
-  forgotten (its loop stops).
+- Manual peers (`--peer`) are dialled by a loop each, with exponential backoff and jitter
+  between failures capped at a few seconds; the same address added again wakes the loop at
+  once. They are kept on top of every cap.
+- Discovered (mDNS) peers are not all dialled: `PeerSelection` (net/selection.py) picks at most
+  `max_outbound` of them (stable and rotating slots, diverse hosts), backs off those that fail
+  or refuse us, and caps the sessions other peers dial to us; one selector task dials its picks
+  and drops a rotated one every few minutes. A discovered peer that vanishes is forgotten
+  (a live session with it is left alone).
 - One row per peer: a manual address that reached a node once is that node's; later dial
   errors are recorded against it rather than as a row of their own.
 - Misbehaviour lowers a peer's score; at `_BAN_SCORE` it is disconnected and neither dialled nor
@@ -16,16 +20,17 @@ Rules:
   all addresses together at most `_MAX_HANDSHAKES` handshakes (when all are taken, an address
   holding two more than the newcomer's gives up its oldest), and once `_PRESSURE_HANDSHAKES`
   are in progress a half-open one gets `_PRESSURED_HANDSHAKE_SECONDS` instead of 10 s. Of the
-  `_MAX_CONNECTIONS` session slots, `_RESERVED_FOR_KNOWN` are kept for known peers (manual,
-  discovered, or with a history of useful data); a known peer arriving when all slots are
-  taken evicts the lowest-scored, newest incoming session of a peer without that history.
+  `_MAX_INBOUND` slots for sessions other peers dial, `_RESERVED_FOR_KNOWN` are kept for known
+  peers (discovered, or with a history of useful data); when they are full, a known newcomer
+  evicts the lowest-scored, newest session of a peer without that history, or else a host
+  holding two more inbound sessions than the newcomer's gives one up, or else the newcomer is
+  refused (`full`) (`PeerSelection.admit_inbound`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import random
 import time
@@ -38,6 +43,12 @@ from p2pnode.events import PeerDown, PeerUp
 from p2pnode.net.bodies import BodyFetcher
 from p2pnode.net.connection import PeerConnection, max_ws_message
 from p2pnode.net.quota import AuthorQuota
+from p2pnode.net.selection import (
+    InboundSession,
+    PeerSelection,
+    SelectionLimits,
+    address_group,
+)
 from protocol.identity import fingerprint
 from protocol.replication import ResendBudget
 from protocol.session import WEBSOCKET_PATH
@@ -48,19 +59,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RETRY_MIN = 0.5
-#: Backoff cap for peers found by mDNS: a restarted one announces itself, which wakes its loop.
+#: Backoff cap for peers found by mDNS: a restarted one announces itself, which ends its backoff.
 _RETRY_MAX = 60.0
 #: Backoff cap for manual peers (`--peer`): nothing announces their return, and a refused or
 #: unanswered dial every few seconds costs next to nothing, so a peer that comes back is
 #: reconnected within a few seconds.
 _RETRY_MAX_MANUAL = 3.0
 _STABLE_AFTER = 30.0
+#: A discovered peer unreachable this long is forgotten until it is announced again.
 _FORGET_AFTER = 600.0
+#: Session caps for discovered peers (`Node(max_peers=...)` sets them from one number).
+_MAX_OUTBOUND = 8
+_STABLE_SLOTS = 5
+_MAX_INBOUND = 24
+#: One rotating outbound slot changes peer this often (± 25 %).
+_ROTATE_EVERY = 240.0
+#: First backoff after a peer ended our session right after the handshake (it is full).
+_REFUSED_BACKOFF = 30.0
+#: Longest sleep of the selector between looks at its plan.
+_SELECT_IDLE = 30.0
 _DIAL_TIMEOUT = 5.0
 _BAN_SCORE = -50.0
 _BAN_SECONDS = 600.0
 _MAX_SCORE = 20.0
-_MAX_CONNECTIONS = 64
 _MAX_RECORDS = 2000
 #: Admission limits against lock-out (module docstring; PROTOCOL.md 4).
 _MAX_HANDSHAKES = 32
@@ -88,9 +109,36 @@ class PeerRecord:
     known: bool = False
 
 
+def selection_limits(max_peers: int | None = None) -> SelectionLimits:
+    """The selection limits from this module's constants (tests shorten them), or from one
+    cap on all sessions with discovered peers (`--max-peers`)."""
+    timings = {
+        "retry_min": _RETRY_MIN,
+        "retry_max": _RETRY_MAX,
+        "refused_backoff": min(_REFUSED_BACKOFF, _RETRY_MAX),
+        "rotate_every": _ROTATE_EVERY,
+        "forget_after": _FORGET_AFTER,
+        "healthy_after": _STABLE_AFTER,
+    }
+    if max_peers is not None:
+        return SelectionLimits.for_peers(max_peers, **timings)
+    return SelectionLimits(max_outbound=_MAX_OUTBOUND, stable_slots=min(_STABLE_SLOTS,
+                           _MAX_OUTBOUND), max_inbound=_MAX_INBOUND,
+                           reserved_inbound=min(_RESERVED_FOR_KNOWN, _MAX_INBOUND), **timings)
+
+
 class PeerManager:
-    def __init__(self, host: PeerHost) -> None:
+    def __init__(self, host: PeerHost, limits: SelectionLimits | None = None) -> None:
         self.host = host
+        #: ids of the peers we reached at a manual address: kept on top of the caps
+        self._manual_ids: set[bytes] = set()
+        self.selection = PeerSelection(
+            limits or selection_limits(), random.Random(),
+            score=lambda node_id: self.records[node_id].score if node_id in self.records else 0.0,
+            excluded=lambda node_id: node_id in self._manual_ids or self.banned(node_id),
+        )
+        self._selector: asyncio.Task[None] | None = None
+        self._select_wake = asyncio.Event()
         self.connections: dict[bytes, PeerConnection] = {}
         self.records: dict[bytes, PeerRecord] = {}
         self._address_errors: dict[str, str] = {}
@@ -98,8 +146,6 @@ class PeerManager:
         self._dialers: dict[object, asyncio.Task[None]] = {}
         #: set to cut a dial loop's backoff short (the peer announced itself again)
         self._wakers: dict[object, asyncio.Event] = {}
-        self._targets: dict[bytes, list[str]] = {}
-        self._vanished: set[bytes] = set()
         self._serving: set[asyncio.Task[None]] = set()
         self._client: aiohttp.ClientSession | None = None
         self._closed = False
@@ -151,10 +197,13 @@ class PeerManager:
             else:
                 conn.close("duplicate", "a session between us already exists")
                 return False
-        elif existing is None and not conn.initiator and not self._make_room(peer):
-            conn.close("full", "no session slot free for a peer without history here")
+        elif existing is None and not conn.initiator and not self._admit_inbound(conn):
+            conn.close("full", "no session slot free here; try another peer later")
             return False
         self.connections[peer] = conn
+        if conn.initiator and conn.how == "manual":
+            self._manual_ids.add(peer)
+        self.selection.session_opened(peer, time.monotonic())
         rec = self.record(peer)
         rec.address = conn.address
         rec.how = conn.how
@@ -172,6 +221,9 @@ class PeerManager:
         peer = conn.peer_id
         if peer is not None and self.connections.get(peer) is conn:
             del self.connections[peer]
+            self.selection.session_closed(peer, time.monotonic(),
+                                          by_peer=conn.close_reason == "peer_closed")
+            self._wake_selector()
             self.record(peer).last_error = conn.close_reason
             self.host.bus.publish(PeerDown(peer, conn.close_reason))
             self.host.remember_peer(peer, None, conn.how, f"disconnected: {conn.close_reason}")
@@ -257,25 +309,35 @@ class PeerManager:
     def is_known(self, node_id: bytes) -> bool:
         """A peer we dialled, discovered, or that sent us entries we stored."""
         rec = self.records.get(node_id)
-        return rec is not None and (rec.known or rec.useful > 0)
+        return (rec is not None and (rec.known or rec.useful > 0)) or self.selection.knows(node_id)
 
-    def _make_room(self, peer: bytes) -> bool:
-        """Is there a session slot for this incoming peer (evicting a stranger if it is known)?"""
-        live = sum(1 for c in self.connections.values() if not c._closing)
-        if not self.is_known(peer):
-            return live < _MAX_CONNECTIONS - _RESERVED_FOR_KNOWN
-        if live < _MAX_CONNECTIONS:
+    def inbound_sessions(self) -> list[PeerConnection]:
+        """Live sessions that count against the inbound cap: dialled by the peer, which is
+        neither a manual peer nor one we picked ourselves."""
+        return [c for c in self.connections.values()
+                if not c.initiator and not c._closing and c.peer_id is not None
+                and c.peer_id not in self._manual_ids
+                and not self.selection.is_picked(c.peer_id)]
+
+    def _inbound_view(self, conn: PeerConnection) -> InboundSession:
+        peer = conn.peer_id or b""
+        rec = self.records.get(peer)
+        return InboundSession(peer, address_group(_host_of(conn.address)), self.is_known(peer),
+                              rec.score if rec is not None else 0.0, conn.started)
+
+    def _admit_inbound(self, conn: PeerConnection) -> bool:
+        """Is there an inbound slot for this peer (evicting another, per the policy)?"""
+        peer = conn.peer_id or b""
+        if peer in self._manual_ids:
             return True
-        strangers = [c for c in self.connections.values()
-                     if not c.initiator and c.peer_id and not self.is_known(c.peer_id)
-                     and not c._closing]
-        if not strangers:
-            return False
-        victim = min(strangers, key=lambda c: (self.record(c.peer_id or b"").score,
-                                               -(c.connected_since_ms or 0)))
-        log.info("evicting %s to make room for known peer %s", victim.label, fingerprint(peer))
-        victim.close("full", "this slot went to a peer with a history here")
-        return True
+        sessions = {c.peer_id: c for c in self.inbound_sessions()}
+        answer = self.selection.admit_inbound(self._inbound_view(conn),
+                                              [self._inbound_view(c) for c in sessions.values()])
+        if answer.evict is not None:
+            victim = sessions[answer.evict]
+            log.info("evicting %s to make room for %s", victim.label, fingerprint(peer))
+            victim.close("full", "this slot went to another peer")
+        return answer.admit
 
     async def serve(self, conn: PeerConnection) -> None:
         """Run an accepted session to its end (called from the WebSocket handler)."""
@@ -309,24 +371,72 @@ class PeerManager:
             )
 
     def discovered(self, node_id: bytes, addresses: list[str], port: int) -> None:
-        """mDNS found a peer of our network: dial it unless connected or already dialling."""
+        """mDNS found (or found again) a peer of our network: a candidate for the selector,
+        whose backoff ends now (it has just announced itself)."""
         if node_id == self.host.identity.node_id or self._closed:
             return
         rec = self.record(node_id)
         rec.addresses = tuple(addresses)
         rec.how = "mdns" if rec.how == "incoming" else rec.how
-        key = ("id", node_id)
         targets = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
-        self._targets[node_id] = targets  # a running loop picks up moved addresses/ports
-        self._vanished.discard(node_id)
-        task = self._dialers.get(key)
-        if task is None or task.done():
-            self._dialers[key] = asyncio.create_task(
-                self._dial_loop(key, targets, node_id, "mdns"),
-                name=f"dial-{fingerprint(node_id)}",
-            )
-        else:
-            self._wake(key)  # announced again (restarted, or back on the network): dial now
+        if self.selection.learn(node_id, addresses, targets, time.monotonic()):
+            self._wake_selector()
+
+    def _wake_selector(self) -> None:
+        if self._closed:
+            return
+        if self._selector is None or self._selector.done():
+            self._selector = asyncio.create_task(self._select_loop(), name="peer-selector")
+        self._select_wake.set()
+
+    async def _select_loop(self) -> None:
+        """Dial what the selection picks and drop what it rotates out, then sleep until its
+        next deadline or news (a discovery, a session ending)."""
+        while not self._closed:
+            self._select_wake.clear()
+            now = time.monotonic()
+            plan = self.selection.plan(now)
+            for node_id in plan.drop:
+                conn = self.connections.get(node_id)
+                if conn is not None:
+                    log.info("rotating away from %s", conn.label)
+                    conn.close("closed", "rotating to another peer")
+            for node_id in plan.dial:
+                key = ("id", node_id)
+                self._dialers[key] = asyncio.create_task(self._dial_pick(node_id),
+                                                         name=f"dial-{fingerprint(node_id)}")
+            wake = self.selection.next_wakeup(now)
+            timeout = _SELECT_IDLE if wake is None else min(_SELECT_IDLE, max(0.01, wake - now))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._select_wake.wait()
+
+    async def _dial_pick(self, node_id: bytes) -> None:
+        """Dial a peer the selection picked, at each of its addresses until one answers, and
+        run the session to its end; tell the selection how it went."""
+        opened = False
+        try:
+            for target in self.selection.targets(node_id):
+                conn = await self._dial_once(target, node_id, "mdns", node_id)
+                if conn is None:
+                    continue
+                await conn.run()
+                opened = conn.connected_since_ms is not None
+                if conn.peer_id is None:  # the handshake failed: let `p2pnode peers` say why
+                    message = (f"handshake with {target} failed ({conn.close_reason}): another"
+                               " network key, another node than announced, or not a p2pnode peer")
+                    self._address_errors[target] = message
+                    self.record(node_id).last_error = message
+                break
+        finally:
+            key = ("id", node_id)
+            if self._dialers.get(key) is asyncio.current_task():
+                del self._dialers[key]
+            # opened: its end was reported by `unregister`; another session (the peer dialled us
+            # at the same moment) may also serve the pick
+            if not opened and node_id not in self.connections:
+                self.selection.dial_failed(node_id, time.monotonic())
+            self._wake_selector()
 
     def _wake(self, key: object) -> None:
         waker = self._wakers.get(key)
@@ -346,13 +456,8 @@ class PeerManager:
     def vanished(self, node_id: bytes) -> None:
         """mDNS says the peer left: stop dialling it. A live session is left alone (mDNS records
         also expire on a lossy network while TCP works fine); it ends by itself if the peer is
-        really gone, and the dial loop then stops."""
-        if node_id in self.connections:
-            self._vanished.add(node_id)
-            return
-        task = self._dialers.pop(("id", node_id), None)
-        if task is not None:
-            task.cancel()
+        really gone."""
+        self.selection.forget(node_id)
 
     async def _dial_loop(self, key: object, targets: list[str], node_id: bytes | None,
                          how: str) -> None:
@@ -366,22 +471,10 @@ class PeerManager:
     async def _dial_until_done(self, waker: asyncio.Event, targets: list[str],
                                node_id: bytes | None, how: str) -> None:
         delay = _RETRY_MIN
-        cap = _RETRY_MAX if how == "mdns" else _RETRY_MAX_MANUAL
-        last_success = time.monotonic()
+        cap = _RETRY_MAX_MANUAL
         #: the node last reached at a manual address: its dial errors are recorded as its own
         reached: bytes | None = node_id
         while not self._closed:
-            if how == "mdns" and node_id in self._vanished:
-                self._vanished.discard(node_id)
-                self._dialers.pop(("id", node_id), None)
-                return
-            if how == "mdns" and time.monotonic() - last_success > _FORGET_AFTER:
-                # A node that crashed without a goodbye stays in mDNS caches for 75 minutes:
-                # stop dialling it; its next advertisement starts a new loop.
-                log.info("forgetting %s: unreachable for %.0f s", fingerprint(node_id or b""),
-                         _FORGET_AFTER)
-                self._dialers.pop(("id", node_id), None)
-                return
             existing = self.connections.get(node_id) if node_id is not None else None
             if existing is not None:
                 await existing.finished.wait()  # set once it has left `connections`
@@ -391,15 +484,11 @@ class PeerManager:
                 await asyncio.sleep(self.records[node_id].banned_until - time.monotonic())
                 continue
             started = time.monotonic()
-            if node_id is not None:
-                targets = self._targets.get(node_id, targets)
             for target in targets:
                 conn = await self._dial_once(target, node_id, how, reached)
                 if conn is None:
                     continue
                 await conn.run()
-                if conn.connected_since_ms is not None:
-                    last_success = time.monotonic()
                 reached = conn.peer_id or reached
                 if conn.peer_id is None:  # the handshake failed: let `p2pnode peers` say why
                     message = (f"handshake with {target} failed ({conn.close_reason}): another"
@@ -458,6 +547,10 @@ class PeerManager:
         if self._closed:
             return
         self._closed = True
+        if self._selector is not None:
+            self._selector.cancel()
+            with contextlib.suppress(BaseException):
+                await self._selector
         for task in self._dialers.values():
             task.cancel()
         for conn in [*self.connections.values(), *self._pending]:
@@ -472,13 +565,12 @@ class PeerManager:
             await self._client.close()
 
 
-def address_group(address: str) -> str:
-    """The unit the per-address limits count: an IPv4 address, or an IPv6 /64 (one host on the
-    open network gets a whole /64)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+def _host_of(address: str) -> str:
+    """The host of "host:port" or "[v6]:port" (an incoming session's address may be either, or
+    a bare host)."""
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    if address.count(":") == 1:
+        return address.rsplit(":", 1)[0]
+    return address
+

@@ -134,7 +134,7 @@ async def test_fresh_identities_from_one_address_get_a_few_sessions(nodes, event
 async def test_known_peers_keep_their_slots_against_strangers(nodes, eventually,
                                                               monkeypatch) -> None:
     """Strangers from many addresses fill what they may; known peers get back in, evicting one."""
-    monkeypatch.setattr(peers, "_MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(peers, "_MAX_INBOUND", 4)
     monkeypatch.setattr(peers, "_RESERVED_FOR_KNOWN", 1)
     target = await nodes.start("target", session_limits=LIMITS)
     h1 = await nodes.start("h1", peers=[target], session_limits=LIMITS)

@@ -259,8 +259,11 @@ async def test_an_unreachable_discovered_peer_is_forgotten(nodes, eventually, mo
         dead_port = spare.getsockname()[1]
     ghost = b"\x07" * 32
     a.peers.discovered(ghost, ["127.0.0.1"], dead_port)
-    assert ("id", ghost) in a.peers._dialers
-    await eventually(lambda: ("id", ghost) not in a.peers._dialers, timeout=10)
+    assert a.peers.selection.knows(ghost)
+    await eventually(lambda: "cannot connect" in (a.peers.records[ghost].last_error or ""))
+    await eventually(lambda: not a.peers.selection.knows(ghost), timeout=10)
+    await asyncio.sleep(0.3)
+    assert ("id", ghost) not in a.peers._dialers
 
 
 async def test_an_mdns_goodbye_does_not_cut_a_working_session(nodes, eventually):
@@ -273,7 +276,7 @@ async def test_an_mdns_goodbye_does_not_cut_a_working_session(nodes, eventually)
     await asyncio.sleep(0.5)
     assert a.peers.connections[b.node_id].is_open
     await b.close()
-    await eventually(lambda: ("id", b.node_id) not in a.peers._dialers, timeout=10)
+    await eventually(lambda: not a.peers.selection.knows(b.node_id), timeout=10)
 
 
 async def test_peers_seen_are_remembered_for_the_doctor(nodes, eventually):
