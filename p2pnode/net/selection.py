@@ -33,10 +33,10 @@ Rules (after Bitcoin Core's outbound selection, scaled down to a LAN):
   ``retry_max``, ± 20 % jitter); a session the peer ends within ``refused_within`` seconds is a
   refusal (a full peer says `full` right after the handshake) and backs off from
   ``refused_backoff``. A new advertisement (`learn`) cuts a backoff short, but never dials a
-  peer sooner than ``retry_min`` after the last dial. A rotated-out peer rests for one rotation.
+  peer sooner than ``retry_min`` (less its jitter) after the last dial. A rotated-out peer rests for one rotation.
 - **Bounded memory**: at most ``max_known`` candidates, at most ``max_known_per_group`` per
-  address group (one host's ids cannot crowd the others out); a peer unreachable for
-  ``forget_after`` seconds is forgotten (its next advertisement brings it back).
+  address group (one host's ids cannot crowd the others out); a peer whose dials have failed
+  for ``forget_after`` seconds is forgotten (its next advertisement brings it back).
 """
 
 from __future__ import annotations
@@ -332,7 +332,7 @@ class PeerSelection:
             if waiting:
                 times.append(max(now, min(waiting)))
         idle = [c.last_good for n, c in self._known.items()
-                if n not in self._connected and n not in self._picks]
+                if c.failures and n not in self._connected and n not in self._picks]
         if idle:
             times.append(max(now, min(idle) + self.limits.forget_after))
         return min(times) if times else None
@@ -426,7 +426,8 @@ class PeerSelection:
 
     def _forget_unreachable(self, now: float) -> None:
         for node_id, cand in list(self._known.items()):
-            if (node_id not in self._connected and node_id not in self._picks
+            # only peers we tried and failed: one never dialled is as good as announced
+            if (cand.failures and node_id not in self._connected and node_id not in self._picks
                     and now - cand.last_good > self.limits.forget_after):
                 del self._known[node_id]
 
