@@ -131,7 +131,7 @@ class Node:
         #: set while the disk holding the home is full (what peers send is not stored)
         self._disk_full: DiskFull | None = None
         self.bus = EventBus()
-        self.peers = PeerManager(self, selection_limits(max_peers) if max_peers is not None else None)
+        self.peers = PeerManager(self, None if max_peers is None else selection_limits(max_peers))
         self.home: Home | None = None
         self.port: int | None = None
         self.started_ms: int | None = None

@@ -52,6 +52,17 @@ def _rate(text: str) -> float:
     return value
 
 
+def _max_peers(text: str) -> int:
+    """argparse type for --max-peers: sessions with discovered peers, 1 to 1000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of peers: {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"--max-peers is 1-1000, not {value}")
+    return value
+
+
 def _peer_address(text: str) -> str:
     """argparse type for --peer: HOST:PORT (or [IPv6]:PORT)."""
     from p2pnode.net.server import split_host_port
@@ -113,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         network_key=network_key,
         cooperating_responders=args.fast_mdns,
         upload_rate=args.upload_limit * 1e6 if args.upload_limit else None,
+        max_peers=args.max_peers,
     )
 
     async def serve() -> None:
@@ -390,7 +402,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     network_key = config.load_network_key(args.network_key)
     return run_app(args.home, verbose=args.verbose, port=args.port, host=args.listen,
                    peers=args.peer or [], mdns=not args.no_mdns, interface=args.interface,
-                   network_key=network_key, cooperating_responders=args.fast_mdns)
+                   network_key=network_key, cooperating_responders=args.fast_mdns,
+                   max_peers=args.max_peers)
 
 
 def _node_options(p: argparse.ArgumentParser) -> None:
@@ -407,6 +420,10 @@ def _node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upload-limit", type=_rate, metavar="MB/S",
                    help="serve resources to peers at no more than this many megabytes a second"
                         " (keeps a shared Wi-Fi usable); default: no limit")
+    p.add_argument("--max-peers", type=_max_peers, metavar="N",
+                   help="sessions to keep with peers found on the network, a quarter of them"
+                        " dialled by this node (default 32: 8 dialled, 24 dialling in);"
+                        " --peer peers come on top")
     p.add_argument("--fast-mdns", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(needs_home=False)
 

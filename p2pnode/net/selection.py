@@ -33,7 +33,8 @@ Rules (after Bitcoin Core's outbound selection, scaled down to a LAN):
   ``retry_max``, ± 20 % jitter); a session the peer ends within ``refused_within`` seconds is a
   refusal (a full peer says `full` right after the handshake) and backs off from
   ``refused_backoff``. A new advertisement (`learn`) cuts a backoff short, but never dials a
-  peer sooner than ``retry_min`` (less its jitter) after the last dial. A rotated-out peer rests for one rotation.
+  peer sooner than ``retry_min`` (less its jitter) after the last dial. A rotated-out peer
+  rests for one rotation.
 - **Bounded memory**: at most ``max_known`` candidates, at most ``max_known_per_group`` per
   address group (one host's ids cannot crowd the others out); a peer whose dials have failed
   for ``forget_after`` seconds is forgotten (its next advertisement brings it back).

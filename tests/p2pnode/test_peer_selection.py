@@ -4,6 +4,7 @@ ids, inbound admission, backoff (no tight loops) and bounded memory."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 
@@ -164,7 +165,7 @@ def test_a_failing_peer_is_not_dialled_in_a_tight_loop_even_when_reannounced() -
         for node_id in sel.plan(now).dial:
             dials.append(now)
             sel.dial_failed(node_id, now)
-    gaps = [b - a for a, b in zip(dials, dials[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(dials)]
     assert all(g >= 0.39 for g in gaps)
     assert len(dials) < 20 and max(gaps) >= 45  # capped at a minute, ± 20 %
 
@@ -176,7 +177,7 @@ def test_a_failing_peer_is_not_dialled_in_a_tight_loop_even_when_reannounced() -
         for node_id in sel.plan(now).dial:
             dials.append(now)
             sel.dial_failed(node_id, now)
-    gaps = [b - a for a, b in zip(dials, dials[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(dials)]
     assert all(g >= 0.39 for g in gaps) and len(dials) <= 26
 
 
