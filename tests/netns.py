@@ -325,3 +325,86 @@ class Bridge:
         self._created.clear()
         if failures:
             warnings.warn(f"could not delete test namespaces: {failures}", stacklevel=2)
+
+
+#: A node for many-node tests: ``python -c NODE_DRIVER HOME NAME MAX_PEERS`` runs a `Node` with
+#: mDNS on ``eth0`` (and its control API, so the CLI works in its namespace), sets the profile
+#: NAME, and every 0.5 s replaces ``HOME/netns-status.json`` with what it discovered, its open
+#: sessions and its clock, so that a test can watch twenty nodes without a CLI call per look.
+#: SIGTERM closes the node (goodbyes and all).
+NODE_DRIVER = r"""
+import asyncio, contextlib, json, os, signal, sys
+from pathlib import Path
+from p2pnode.node import Node
+
+async def main(home, name, max_peers):
+    node = Node(home, interface="eth0", max_peers=int(max_peers))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    out = Path(home) / "netns-status.json"
+    async with node:
+        await node.set_profile(name)
+        while not stop.is_set():
+            status = {
+                "id": node.identity.node_id.hex(),
+                "discovered": sorted({p.node_id.hex() for p in node.discovery.peers}),
+                "known": len(node.peers.selection.known_ids()),
+                "sessions": [{"peer": c.peer_id.hex(), "dialled": c.initiator}
+                             for c in node.peers.open_connections()],
+                "clock": {a.hex(): s for a, s in node.clock_snapshot().items()},
+            }
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(status))
+            os.replace(tmp, out)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+#: An mDNS packet counter: ``python -c MDNS_COUNTER ADDRESS OUT`` joins 224.0.0.251 (on the
+#: interface holding ADDRESS) and ff02::fb (on eth0), and appends one JSON line per packet seen
+#: to OUT: seconds since it started, query or response, IP version, sender. It runs until
+#: ended; it only listens.
+MDNS_COUNTER = r"""
+import json, select, socket, struct, sys, time
+address, out_path = sys.argv[1], sys.argv[2]
+s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+s4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s4.bind(("", 5353))
+s4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+              socket.inet_aton("224.0.0.251") + socket.inet_aton(address))
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+s6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s6.bind(("", 5353))
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+              socket.inet_pton(socket.AF_INET6, "ff02::fb")
+              + struct.pack("@I", socket.if_nametoindex("eth0")))
+start = time.monotonic()
+with open(out_path, "a") as out:
+    print(json.dumps({"t": 0.0, "kind": "start"}), file=out, flush=True)
+    while True:
+        ready, _, _ = select.select([s4, s6], [], [], 1.0)
+        for sock in ready:
+            data, sender = sock.recvfrom(9000)
+            if len(data) < 12:
+                continue
+            flags = struct.unpack("!H", data[2:4])[0]
+            kind = "response" if flags & 0x8000 else "query"
+            line = {"t": round(time.monotonic() - start, 3), "kind": kind,
+                    "v": 6 if sock is s6 else 4, "from": sender[0]}
+            print(json.dumps(line), file=out, flush=True)
+"""
+
+
+def mdns_packets(path: Path) -> list[dict[str, Any]]:
+    """The packets an `MDNS_COUNTER` wrote to `path` (empty until it has started)."""
+    import json
+
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

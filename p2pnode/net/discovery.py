@@ -16,6 +16,11 @@ Rules this module keeps:
   `resolve_interfaces` turns ``--interface NAME`` into them.
 - `Discovery` owns every task it starts (resolutions, the announcement) and cancels and awaits
   them on `Discovery.close`, which is idempotent and sends goodbye packets.
+- No query schedule of our own: browsing is zeroconf's `AsyncServiceBrowser` with its default
+  back-off (startup queries at 0, 1, 4 and 9 s, then only refreshes of records near expiry,
+  with known-answer suppression), and a peer is resolved once per change of its records, from
+  the cache when the announcement carried them. Twenty nodes starting together send about
+  six queries each, then next to none (tests/p2pnode/test_peer_selection_netns.py counts them).
 - Timing constants that tests shorten are the module-level ``_NAMES`` below.
 """
 
@@ -37,6 +42,7 @@ from zeroconf import (
     DNSRecord,
     InterfaceChoice,
     IPVersion,
+    NotRunningException,
     ServiceStateChange,
     Zeroconf,
     current_time_millis,
@@ -58,6 +64,10 @@ INSTANCE_PREFIX = "p2pnode-"
 _RESOLVE_TIMEOUT_MS = 3000
 #: Resolutions running at once; more instances wait their turn (a flood cannot fork unboundedly).
 _MAX_CONCURRENT_RESOLVES = 32
+#: How long zeroconf may take to open its sockets, in seconds (its own default, 9 s, is too short
+#: on a machine starting many programs at once: the node then failed with a bare
+#: NotRunningException).
+_START_TIMEOUT = 30.0
 #: Upper bound, in seconds, on sending goodbyes and shutting zeroconf down in `close()`.
 _CLOSE_TIMEOUT = 5.0
 #: Resolution timeout for `probe_multicast`, in milliseconds.
@@ -435,6 +445,15 @@ class Discovery:
         )
         self._aiozc = _open_zeroconf(self._interfaces, self._ip_version)
         try:
+            try:
+                await self._aiozc.zeroconf.async_wait_for_start(timeout=_START_TIMEOUT)
+            except NotRunningException:
+                raise DiscoveryError(
+                    f"mDNS did not start within {_START_TIMEOUT:.0f} s on {self._interfaces}"
+                ) from None
+            # zeroconf's browser sends its own back-off series of queries (RFC 6762 5.2: at
+            # 0, 1, 4 and 9 s, then only to refresh records near expiry) and suppresses known
+            # answers: we never query on a schedule of our own, so many nodes do not storm
             self._browser = AsyncServiceBrowser(
                 self._aiozc.zeroconf, SERVICE_TYPE, handlers=[self._on_service_state_change]
             )

@@ -387,6 +387,10 @@ class PeerSelection:
     def known_count(self) -> int:
         return len(self._known)
 
+    def known_ids(self) -> list[bytes]:
+        """The candidates, in the order they were learnt."""
+        return list(self._known)
+
     # -- inside ----------------------------------------------------------------------------
     def _eligible(self) -> list[_Candidate]:
         return [c for c in self._known.values()
