@@ -336,4 +336,4 @@ def test_any_sequence_of_events_keeps_the_caps(events, seed) -> None:
         assert len(sel.picks) <= limits.max_outbound
         assert sel.known_count <= limits.max_known
         wake = sel.next_wakeup(now)
-        assert wake is None or wake >= now
+        assert wake is None or wake > now  # the selector never spins

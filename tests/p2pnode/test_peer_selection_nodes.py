@@ -75,3 +75,25 @@ async def test_run_takes_max_peers_and_refuses_nonsense(cli, tmp_path):
     running = await cli.start(tmp_path / "ok", "--max-peers", "12")
     status = await cli.run(tmp_path / "ok", "status", "--json")
     assert status.returncode == 0 and running.peer_port
+
+
+async def test_a_rotating_slot_moves_to_other_peers_and_the_stable_one_stays(
+    nodes, eventually, monkeypatch
+):
+    """With rotation every ~second, a node capped at 2 dialled sessions (1 stable, 1 rotating)
+    keeps its stable peer and moves the other slot around its discovered peers."""
+    monkeypatch.setattr(peers_module, "_ROTATE_EVERY", 1.0)
+    a = await nodes.start("a", max_peers=8)  # 2 dialled by a: 1 stable, 1 rotating
+    others = [await nodes.start(f"o{i}") for i in range(6)]
+    for other in others:
+        a.peers.discovered(other.node_id, ["127.0.0.1"], other.port)
+    await eventually(lambda: len(outbound(a)) == 2)
+    stable = {n for n, slot in a.peers.selection.picks.items() if slot.value == "stable"}
+    rotating_seen: set[bytes] = set()
+    for _ in range(60):  # 6 s: about five rotations
+        await asyncio.sleep(0.1)
+        assert len(outbound(a)) <= 2
+        picks = a.peers.selection.picks
+        rotating_seen |= {n for n, slot in picks.items() if slot.value == "rotating"}
+        assert stable <= set(picks)
+    assert len(rotating_seen) >= 3, "the rotating slot did not move"
