@@ -144,7 +144,7 @@ class PeerManager:
         self._address_errors: dict[str, str] = {}
         self._pending: set[PeerConnection] = set()
         self._dialers: dict[object, asyncio.Task[None]] = {}
-        #: set to cut a dial loop's backoff short (the peer announced itself again)
+        #: set to cut a manual dial loop's backoff short (the same address was added again)
         self._wakers: dict[object, asyncio.Event] = {}
         self._serving: set[asyncio.Task[None]] = set()
         self._client: aiohttp.ClientSession | None = None
