@@ -97,8 +97,8 @@ async def test_a_meeting_run_in_the_app_reaches_the_learner_live(nodes, open_app
         await settle(learner)
         seen = learner.app.screen
         day = text_of(seen, "#meeting-day")
-        assert "Today: meeting 2 of 6" in day and "Check-in (10 min)" in day
-        assert "Last time you said" in day and "+ good snacks" in day
+        assert "Today: meeting 2 of 6" in day and "18:40 coursework" in day
+        assert "Last week's plus/delta" in day and "+ good snacks" in day
         assert "Today's plus/delta" not in day
 
         async with open_app(ben, clock=clock, welcome=False) as pilot:

@@ -36,7 +36,7 @@ from tui.screens import forms
 from tui.screens.base import NodeScreen
 from tui.screens.meeting_dialogs import PastNotes, PlanForm
 from tui.widgets.meeting_clock import PHASE_TITLES, PhaseClock, PhaseStrip
-from tui.widgets.meeting_day import circle_today
+from tui.widgets.meeting_day import circle_today, note_lines, past_meetings_with_notes
 from tui.widgets.meeting_notes import Attendance, ItemColumn
 from tui.widgets.status_bar import StatusBar
 
@@ -44,6 +44,8 @@ from tui.widgets.status_bar import StatusBar
 ADD_MINUTES = 5
 #: how often the clock is redrawn (seconds): never more than once a second
 _TICK_S = 1.0
+#: from this width on, last time's plus/delta stays in view as a fourth column
+_LAST_TIME_MIN_WIDTH = 120
 _ROSTER_KINDS = frozenset({"rsvp", "join", "join.accept", "profile", "delete", "meeting.note",
                            "circle.update", "circle.cancel"})
 
@@ -60,6 +62,12 @@ class MeetingScreen(NodeScreen):
         Binding("e", "edit_plan", "Plan"),
         Binding("escape", "leave", "Back"),
     ]
+
+    DEFAULT_CSS = """
+    MeetingScreen #last-time {
+        width: 1fr; height: 1fr; border: round $panel; padding: 0 1; color: $text-muted;
+    }
+    """
 
     @dataclasses.dataclass
     class Opened(Message):
@@ -92,6 +100,7 @@ class MeetingScreen(NodeScreen):
             yield Attendance(id="attendance")
             yield ItemColumn("plus")
             yield ItemColumn("delta")
+            yield Static(id="last-time")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -100,6 +109,10 @@ class MeetingScreen(NodeScreen):
 
     def now(self) -> float:
         return self.p2p.clock()
+
+    def on_resize(self) -> None:
+        # last time's plus/delta beside this meeting's, where there is room for a 4th column
+        self.query_one("#last-time").display = self.size.width >= _LAST_TIME_MIN_WIDTH
 
     # -- loading -----------------------------------------------------------------------------
     @work(exclusive=True, group="meeting-open", exit_on_error=False)
@@ -115,6 +128,7 @@ class MeetingScreen(NodeScreen):
         self.draft = self._saved = message.draft
         self.roster, self.detail = message.roster, message.detail
         self._show_title()
+        self._show_last_time()
         self._show_all()
         if message.draft.finished:
             self.notify("This meeting's note is already published.", timeout=6)
@@ -137,6 +151,7 @@ class MeetingScreen(NodeScreen):
     @on(Refreshed)
     def _refreshed(self, message: Refreshed) -> None:
         self.roster, self.detail = message.roster, message.detail
+        self._show_last_time()
         if self.draft is not None:
             self.query_one(Attendance).show(self.roster, self.draft.present)
 
@@ -154,6 +169,19 @@ class MeetingScreen(NodeScreen):
             total = len(d.meetings) if d else "?"
             text = f"[b]{name}[/b] · meeting {number} of {total} · {escape(label)}"
         self.query_one("#meeting-title", Static).update(text)
+
+    def _show_last_time(self) -> None:
+        panel = self.query_one("#last-time", Static)
+        if self.detail is None:
+            return
+        before = self.date or circle_today(self.detail, self.now())
+        earlier = past_meetings_with_notes(self.detail, before)
+        if not earlier:
+            panel.update("[b]Last time[/b]\nno plus/delta from earlier meetings yet")
+            return
+        last = earlier[0]
+        lines = "\n".join(escape(line) for line in note_lines(last.notes))
+        panel.update(f"[b]Last time you said[/b] (meeting {last.number})\n{lines}")
 
     def _show_all(self) -> None:
         draft = self.draft

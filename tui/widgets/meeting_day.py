@@ -13,7 +13,6 @@ from textual.markup import escape
 from p2pnode.meeting import PHASES, scaled_plan
 from p2pnode.store.models import CircleDetail, Meeting, zone
 from tui import format as fmt
-from tui.widgets.meeting_clock import PHASE_TITLES
 
 
 def circle_today(detail: CircleDetail, now_s: float) -> str:
@@ -44,11 +43,12 @@ def note_lines(notes: tuple[dict[str, Any], ...]) -> list[str]:
 
 
 def phase_times(plan: tuple[int, ...], meeting_time: str) -> str:
-    """The phases with the clock time each starts at: "18:30 Check-in (10 min) · 18:40 …"."""
+    """The phases with the clock time each starts at: "18:30 check-in · 18:40 coursework · …"
+    (short enough for one line at 80 columns)."""
     start = dt.datetime.combine(dt.date(2000, 1, 1), dt.time.fromisoformat(meeting_time))
     parts = []
     for name, minutes in zip(PHASES, plan, strict=True):
-        parts.append(f"{start:%H:%M} {PHASE_TITLES[name]} ({minutes} min)")
+        parts.append(f"{start:%H:%M} {name}")
         start += dt.timedelta(minutes=minutes)
     return " · ".join(parts)
 
@@ -77,6 +77,6 @@ def meeting_day_text(detail: CircleDetail, now_s: float, *, facilitating: bool) 
     if earlier:
         last = earlier[0]
         label = fmt.meeting_label(last.date, s.meeting_time, s.timezone)
-        lines.append(f"[b]Last time you said[/b] (meeting {last.number}, {escape(label)})")
+        lines.append(f"[b]Last week's plus/delta[/b] (meeting {last.number}, {escape(label)})")
         lines += ["  " + escape(line) for line in note_lines(last.notes)]
     return "\n".join(lines)
