@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from builders import circle_body
 from textual.widgets import Digits, Input, SelectionList, Static
-from tui_helpers import notifications, screen_text, settle, two_nodes
+from tui_helpers import days_from_today, notifications, screen_text, settle, two_nodes
 
 from p2pnode import actions, meeting
+from p2pnode.net.remote import RemoteNode
 from protocol.identity import node_id_text
+from tui.run import open_node
 from tui.screens.detail import DetailScreen
 from tui.screens.meeting import MeetingScreen
 
@@ -204,13 +207,22 @@ async def test_quitting_mid_meeting_resumes_and_the_note_is_written_once(
 
 
 async def test_any_other_day_is_a_dry_run_that_publishes_nothing(nodes, open_app, eventually):
-    """The day after the meeting, meeting mode is offered as a dry run: it runs the same, and
-    ending it writes no note and leaves no draft; an edited plan is remembered for the circle."""
+    """The day after the meeting, meeting mode is offered as a dry run: earlier plus/delta is
+    one key away, ending it writes no note and leaves no draft, and an edited plan is
+    remembered for the circle."""
     ben, _me, circle, today, clock = await circle_meeting_today(nodes, eventually)
     clock.advance(24 * 60)
     async with open_app(ben, clock=clock, welcome=False) as pilot:
         screen = await open_meeting_mode(pilot, circle)
         assert screen.draft.dry_run and "Dry run" in text_of(screen, "#meeting-title")
+        await pilot.press("h")  # "last time you said…", one key away
+        await settle(pilot)
+        shown = screen_text(pilot.app)
+        assert "Last time you said" in shown and "Meeting 1" in shown
+        assert "+ good snacks" in shown and "Δ start on time" in shown
+        await pilot.press("escape")
+        await settle(pilot)
+        assert pilot.app.screen is screen
         await pilot.press("e")
         await settle(pilot)
         pilot.app.screen.query_one("#phase-0", Input).value = "5"
@@ -238,3 +250,35 @@ async def test_the_announce_form_suggests_fifteen_seats_and_says_why(nodes, open
         assert form.query_one("#capacity", Input).value == "15"
         hint = str(form.query_one(".field-hint", Static).render())
         assert "15 suggested" in hint and "4-15 people" in hint
+
+
+async def test_meeting_mode_works_attached_to_a_running_node(cli, open_app, tmp_path):
+    """The app attached to `p2pnode run` (a RemoteNode) runs a meeting the same way: the draft
+    and the finished note go through the control API, and the note is written by the run
+    process."""
+    home = tmp_path / "ana"
+    await cli.start(home)
+    node = await open_node(home)
+    assert isinstance(node, RemoteNode)
+    try:
+        await node.perform(actions.set_profile, "Ana")
+        circle = (await node.perform(actions.announce_circle, circle_body(
+            [], start=days_from_today(1)))).id
+        detail = await node.circle(circle)
+        date = detail.meetings[0].date
+        noon = dt.datetime.combine(dt.date.fromisoformat(date), dt.time(12),
+                                   ZoneInfo(detail.summary.timezone))
+        async with open_app(node, clock=Clock(noon.timestamp()), welcome=False) as pilot:
+            screen = await open_meeting_mode(pilot, circle)
+            assert screen.draft.date == date
+            await pilot.press("s")
+            await type_item(pilot, screen, "plus", "works attached")
+            await pilot.press("escape", "f")
+            await settle(pilot)
+            await pilot.click("#ok")
+            await settle(pilot)
+            assert isinstance(pilot.app.screen, DetailScreen)
+        (note,) = [n for m in (await node.circle(circle)).meetings for n in m.notes]
+        assert note["plus"] == ["works attached"] and note["attendance"] == 0
+    finally:
+        await node.close()
