@@ -10,9 +10,10 @@ no screen of the app knows which one it has. A test runs the same assertions aga
 (tests/p2pnode/test_api_contract.py).
 
 `ACTIONS` is the fixed registry of what `perform` may run across the control API, by name: the
-user actions of `p2pnode.actions` and `p2pnode.blobs.resources`. The control API looks a name up
-here and refuses any other; an in-process `Node.perform` also runs other functions (tests and
-the node's own services use that), an attached one never does.
+user actions of `p2pnode.actions`, `p2pnode.blobs.resources` and meeting mode's
+(`p2pnode.meeting`). The control API looks a name up here and refuses any other; an in-process
+`Node.perform` also runs other functions (tests and the node's own services use that), an
+attached one never does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from p2pnode import actions
+from p2pnode import actions, meeting
 from p2pnode.blobs import resources
 from p2pnode.events import NodeEvent
 from p2pnode.store.inbox import Notice
@@ -52,6 +53,13 @@ ACTIONS: dict[str, Callable[..., Any]] = {
         actions.circle_author,
         actions.circle_calendar_file,
         resources.unshare_resource,
+        meeting.open_meeting,
+        meeting.update_meeting,
+        meeting.finish_meeting,
+        meeting.discard_meeting,
+        meeting.meeting_roster,
+        meeting.saved_plan,
+        meeting.save_plan,
     )
 }
 

@@ -210,6 +210,11 @@ def next_phase(draft: MeetingDraft, now: float) -> MeetingDraft:
                                running_since=now if draft.phase + 1 < len(PHASES) else None)
 
 
+def set_plan(draft: MeetingDraft, plan: list[int] | tuple[int, ...]) -> MeetingDraft:
+    """Use another plan from now on (the phase under way keeps the time it already ran)."""
+    return dataclasses.replace(draft, plan=check_plan(plan))
+
+
 def add_time(draft: MeetingDraft, minutes: float) -> MeetingDraft:
     """Give the current phase more time."""
     if draft.phase >= len(PHASES):
@@ -255,6 +260,43 @@ def _column(draft: MeetingDraft, column: str) -> tuple[str, ...]:
     if column not in ("plus", "delta"):
         raise InvalidInput(f"the columns are plus and delta, not {column!r}")
     return getattr(draft, column)
+
+
+# -- who is expected ----------------------------------------------------------------------------
+def meeting_roster(home: Home, circle_id: bytes, date: str | None) -> list[dict[str, Any]]:
+    """Who may come to the meeting on `date` (None or a dry run: nobody has RSVP'd): the
+    circle's accepted learners and anyone else who said they would come, each as
+    ``{"key", "node_id", "name", "status", "rsvp"}`` — `key` is what `set_present` takes,
+    `status` the sign-up's (None for someone who RSVP'd without one), `rsvp` True/False/None.
+    Those who said yes come first, then by name.
+
+    Raises:
+        NotFound: no such circle here.
+    """
+    conn = home.store.conn
+    if queries.circle_state(conn, circle_id) is None:
+        raise NotFound(f"no circle {fingerprint(circle_id)} is known here (yet)")
+    facilitators = queries.facilitators_of(conn, circle_id)
+    rsvps: dict[bytes, bool] = {}
+    if date not in (None, DRY_RUN):
+        # each person's latest RSVP for that date (the detail's counts use the same rule)
+        rsvps = {author: bool(attending) for author, attending in conn.execute(
+            "SELECT r.author, r.attending FROM rsvps r WHERE r.circle = ? AND r.date = ?"
+            " AND r.seq = (SELECT max(seq) FROM rsvps q WHERE q.circle = r.circle"
+            "   AND q.author = r.author AND q.date = r.date)", (circle_id, date))}
+    people: dict[bytes, dict[str, Any]] = {}
+    for author, _join, name, status in queries.members(conn, circle_id):
+        if status == "accepted" or rsvps.get(author):
+            people[author] = {"name": name, "status": status}
+    for author, attending in rsvps.items():
+        if attending and author not in people and author not in facilitators:
+            profile = queries.profile(conn, author) or {}
+            people[author] = {"name": profile.get("name") or "unknown", "status": None}
+    roster = [{"key": node_id_text(author), "node_id": author, "name": person["name"],
+               "status": person["status"], "rsvp": rsvps.get(author)}
+              for author, person in people.items()]
+    roster.sort(key=lambda p: (p["rsvp"] is not True, p["name"].casefold()))
+    return roster
 
 
 # -- drafts on disk -----------------------------------------------------------------------------

@@ -40,7 +40,7 @@ T = TypeVar("T")
 _CALL_TIMEOUT = 60.0
 _CONNECT_TIMEOUT = 5.0
 #: the modules whose functions are actions (the node's registry, `p2pnode.api.ACTIONS`, decides)
-_ACTION_MODULES = frozenset({"p2pnode.actions", "p2pnode.blobs.resources"})
+_ACTION_MODULES = frozenset({"p2pnode.actions", "p2pnode.blobs.resources", "p2pnode.meeting"})
 
 
 def control_endpoint(home: Path) -> tuple[int, str] | None:

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from builders import DAY_MS, Feed, circle_body, identity_from_seed
 
-from p2pnode import actions
+from p2pnode import actions, meeting
 from p2pnode.api import NodeAPI
-from p2pnode.errors import InvalidInput, NotFound
+from p2pnode.errors import InvalidInput, NotAllowed, NotFound
 from p2pnode.events import EntryArrived, Lagged, NodeEvent, PeerUp, TransferFinished
 from p2pnode.net.remote import RemoteNode
 from p2pnode.store.exchange import FORMAT, VERSION
@@ -32,7 +32,7 @@ from p2pnode.store.inbox import Notice
 from p2pnode.store.models import CircleDetail, CircleSummary, Person, Resource
 from protocol.codec import pack
 from protocol.errors import InvalidRecordError
-from protocol.identity import fingerprint
+from protocol.identity import fingerprint, node_id_text
 
 #: more than an event subscriber's queue holds (events._QUEUE_SIZE = 1000)
 _BURST = 1200
@@ -266,3 +266,48 @@ async def test_a_download_reports_progress_and_lands_where_asked(subject, record
                                  and e.blob_id == shared.blob_id for e in seen), timeout=10)
     (resource,) = await api.resources()
     assert resource.held is True
+
+
+async def test_meeting_mode_runs_through_perform(subject, nodes, eventually):
+    """Meeting mode's functions (p2pnode.meeting) are actions of the registry: the roster with
+    a peer's RSVP, the remembered plan, a draft saved and resumed as the same MeetingDraft, and
+    one signed note at the end; a finished meeting refuses changes with the same words."""
+    api = subject.api
+    await api.perform(actions.set_profile, "Ana")
+    circle = (await api.perform(actions.announce_circle, circle_body([], start=soon()))).id
+    date = (await api.circle(circle)).meetings[0].date
+    ben = await nodes.start("ben", peers=[subject.peer_address])
+    await eventually(lambda: ben.circle(circle), timeout=10)
+    await ben.perform(actions.join_circle, circle, "Ben")
+    await ben.perform(actions.rsvp, circle, date=date, attending=True)
+
+    async def roster() -> list[dict[str, Any]]:
+        found = await api.perform(meeting.meeting_roster, circle, date)
+        return found if found and found[0]["rsvp"] else []
+
+    (person,) = await eventually(roster, timeout=10)
+    assert person["node_id"] == ben.node_id and person["name"] == "Ben"
+    assert person["status"] == "pending" and person["key"] == node_id_text(ben.node_id)
+
+    await api.perform(meeting.save_plan, circle, [5, 60, 15, 10])
+    assert await api.perform(meeting.saved_plan, circle) == (5, 60, 15, 10)
+    draft = await api.perform(meeting.open_meeting, circle, date, now=1000.0)
+    assert isinstance(draft, meeting.MeetingDraft) and draft.plan == (5, 60, 15, 10)
+    changed = meeting.add_item(meeting.start(meeting.set_present(draft, person["key"]), 1000.0),
+                               "plus", "pair programming")
+    assert await api.perform(meeting.update_meeting, changed) == changed
+    assert await api.perform(meeting.open_meeting, circle, date, now=2000.0) == changed
+
+    done = await api.perform(meeting.finish_meeting, circle, date, now=1100.0)
+    assert done.finished and done.paused
+    assert await api.perform(meeting.finish_meeting, circle, date, now=1200.0) == done
+    (note,) = [n for m in (await api.circle(circle)).meetings for n in m.notes]
+    assert note["attendance"] == 1 and note["plus"] == ["pair programming"]
+    assert (await api.status())["entries_by_kind"]["meeting.note"] == 1
+    with pytest.raises(NotAllowed) as caught:
+        await api.perform(meeting.update_meeting, changed)
+    assert str(caught.value) == "this meeting's note is already written"
+
+    rehearsal = await api.perform(meeting.open_meeting, circle, None, now=3000.0)
+    assert rehearsal.dry_run
+    assert await api.perform(meeting.discard_meeting, circle, rehearsal.date) is True

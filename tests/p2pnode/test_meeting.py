@@ -34,6 +34,17 @@ def ana(home_factory) -> Home:
     return home
 
 
+def _share(*sources: Home, to: Home | None = None) -> None:
+    """Hand entries over as a session would: every source's entries into `to`, or the first
+    source's into the others."""
+    targets = [to] if to is not None else list(sources[1:])
+    givers = sources if to is not None else sources[:1]
+    for giver in givers:
+        for target in targets:
+            target.store.ingest(list(giver.store.iter_all_entries()),
+                                now_ms=int(time.time() * 1000))
+
+
 def _notes(home: Home, circle: bytes, date: str) -> list[dict]:
     detail = queries.get_circle(home.store.conn, circle, now_ms=int(time.time() * 1000))
     assert detail is not None
@@ -62,6 +73,45 @@ def test_a_plan_is_remembered_per_circle(ana) -> None:
     assert meeting.open_meeting(ana, other, None, now=0.0).plan == (10, 45, 20, 15)
     with pytest.raises(InvalidInput):
         meeting.save_plan(ana, circle, [5, 60, 15])
+
+
+def test_a_new_plan_applies_to_the_meeting_under_way() -> None:
+    """Editing the plan mid-phase changes the time allotted, not the time already run; a plan
+    the protocol's limits refuse changes nothing."""
+    draft = meeting.start(meeting.MeetingDraft(b"c" * 32, "2027-01-12", (10, 45, 20, 15),
+                                               created_at=0.0), 0.0)
+    shorter = meeting.set_plan(draft, [5, 45, 25, 15])
+    status = meeting.phase_status(shorter, 7 * MINUTE)
+    assert (status.allotted_s, status.over_s) == (5 * MINUTE, 2 * MINUTE)
+    with pytest.raises(InvalidInput):
+        meeting.set_plan(draft, [0, 45, 25, 15])
+
+
+def test_the_roster_is_accepted_learners_and_who_said_yes(home_factory, ana) -> None:
+    """Accepted learners and anyone who RSVP'd yes for that date (yes first); a no is shown as
+    a no; nobody's RSVP counts in a dry run; facilitators are not on it."""
+    circle, date = _circle(ana)
+    people = {}
+    for name in ("Ben", "Cleo", "Dan"):
+        home = home_factory(name.lower())
+        actions.set_profile(home, name)
+        people[name] = home
+    _share(ana, *people.values())
+    joins = {name: actions.join_circle(home, circle, name) for name, home in people.items()}
+    _share(*people.values(), to=ana)
+    for name in ("Ben", "Cleo"):
+        actions.decide_join(ana, joins[name].id, True)
+    actions.rsvp(people["Cleo"], circle, date=date, attending=True)
+    actions.rsvp(people["Dan"], circle, date=date, attending=True)
+    actions.rsvp(people["Ben"], circle, date=date, attending=False)
+    actions.rsvp(ana, circle, date=date, attending=True)
+    _share(*people.values(), to=ana)
+    roster = meeting.meeting_roster(ana, circle, date)
+    assert [(p["name"], p["status"], p["rsvp"]) for p in roster] == [
+        ("Cleo", "accepted", True), ("Dan", "pending", True), ("Ben", "accepted", False)]
+    assert [p["rsvp"] for p in meeting.meeting_roster(ana, circle, None)] == [None, None]
+    with pytest.raises(NotFound):
+        meeting.meeting_roster(ana, b"\x07" * 32, date)
 
 
 # -- the clock ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from builders import (
 
 from p2pnode import actions, config
 from p2pnode.home import Home
+from protocol.identity import node_id_text
 from protocol.sealing import seal
 
 ME_SEED, BEN_SEED, CHLOE_SEED, DMITRI_SEED = "tui me", "tui ben", "tui chloe", "tui dmitri"
@@ -103,3 +104,60 @@ def network(path: Path, *, my_name: str | None = "Ana", joined: bool = True) -> 
                 # while it ran (it has ended by "now": an ended circle takes no sign-ups)
                 actions.join_circle(home, stats.id, my_name, at_ms=ms("2026-10-20"))
     return ids
+
+
+#: the meeting day of `meeting_day`: "now" (2027-01-01T00:00Z) is 02:00 that day in its zone
+MEETING_DAY, LAST_MEETING = "2027-01-01", "2026-12-25"
+
+
+def meeting_day(path: Path) -> dict[str, bytes]:
+    """Add to the home at `path` (filled by `network`) two circles that meet today, each with
+    last week's plus/delta: "web", which I facilitate (Finn and Grace accepted, Grace and a
+    pending Hugo said they would come, Finn not), with a meeting under way — 25 minutes in, in
+    coursework, Grace ticked, one plus — and "chess", Olga's, where I am accepted.
+
+    Returns:
+        circle ids by short name: web, chess.
+    """
+    from p2pnode import meeting
+
+    olga = _person("tui olga", "Olga")
+    chess = olga.add("circle", circle_body(
+        [olga.node_id], name="Chess Openings", start=LAST_MEETING, topics=["chess"],
+        meeting_time="17:00", description="One opening a week, played out together."),
+        at_ms=NOW_MS - 20 * DAY_MS)
+    learners = {name: _person(f"tui {name.lower()}", name) for name in ("Finn", "Grace", "Hugo")}
+    with Home.open(path) as home:
+        home.store.ingest(olga.entries, now_ms=NOW_MS)
+        at = NOW_MS - 20 * DAY_MS
+        web = actions.announce_circle(home, circle_body(
+            [], name="Web Basics", start=LAST_MEETING, topics=["html"], meeting_time="10:00",
+            description="HTML and CSS from scratch, a page a week."), at_ms=at)
+        joins = {name: feed.add("join", {"circle": web.id, "action": "join",
+                                         "display_name": name}, at_ms=NOW_MS - 15 * DAY_MS)
+                 for name, feed in learners.items()}
+        home.store.ingest([e for f in learners.values() for e in f.entries], now_ms=NOW_MS)
+        for name in ("Finn", "Grace"):
+            actions.decide_join(home, joins[name].id, True, at_ms=at + 1000)
+        for name, attending in (("Finn", False), ("Grace", True), ("Hugo", True)):
+            learners[name].add("rsvp", {"circle": web.id, "date": MEETING_DAY,
+                                        "attending": attending})
+        mine = actions.join_circle(home, chess.id, "Ana", at_ms=at + 2000)
+        actions.add_meeting_note(home, web.id, date=LAST_MEETING, attendance=3,
+                                 plus=["live coding", "small groups"],
+                                 delta=["fewer slides"], at_ms=NOW_MS - 6 * DAY_MS)
+        olga.add("join.accept", {"circle": chess.id, "join": mine.id, "accepted": True},
+                at_ms=NOW_MS - 10 * DAY_MS)
+        olga.add("meeting.note", {"circle": chess.id, "date": LAST_MEETING, "attendance": 7,
+                                 "plus": ["the puzzles"], "delta": ["a clock per board"]},
+                at_ms=NOW_MS - 6 * DAY_MS)
+        home.store.ingest([*olga.entries, *[e for f in learners.values() for e in f.entries]],
+                          now_ms=NOW_MS)
+        now = NOW_MS / 1000
+        draft = meeting.open_meeting(home, web.id, MEETING_DAY, now=now - 25 * 60)
+        draft = meeting.start(draft, now - 25 * 60)
+        draft = meeting.set_present(draft, node_id_text(learners["Grace"].node_id))
+        draft = meeting.next_phase(draft, now - 14 * 60)
+        draft = meeting.add_item(draft, "plus", "pairing on the layout exercise")
+        meeting.update_meeting(home, draft)
+    return {"web": web.id, "chess": chess.id}

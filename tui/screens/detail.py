@@ -22,6 +22,7 @@ from protocol.identity import fingerprint
 from tui import format as fmt
 from tui.screens import forms
 from tui.screens.base import NodeScreen
+from tui.widgets.meeting_day import circle_today, meeting_day_text, meeting_on
 from tui.widgets.status_bar import StatusBar
 
 _DETAIL_KINDS = frozenset({"circle", "circle.update", "circle.cancel", "join", "join.accept",
@@ -29,11 +30,12 @@ _DETAIL_KINDS = frozenset({"circle", "circle.update", "circle.cancel", "join", "
 
 #: action name -> (button label, who may do it); the order is the buttons' order
 ACTIONS = {
-    "join": "Join", "leave": "Leave", "forget": "Leave & delete my sign-up",
+    "meeting": "Meeting mode", "join": "Join", "leave": "Leave",
+    "forget": "Leave & delete my sign-up",
     "rsvp": "RSVP next", "calendar": "Add to calendar", "feedback": "Give feedback",
     "edit": "Edit", "cancel": "Cancel circle", "note": "Meeting note", "signups": "Sign-ups",
 }
-_FACILITATOR_ONLY = {"edit", "cancel", "note", "signups"}
+_FACILITATOR_ONLY = {"meeting", "edit", "cancel", "note", "signups"}
 
 
 class DetailScreen(NodeScreen):
@@ -41,6 +43,7 @@ class DetailScreen(NodeScreen):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
+        Binding("m", "meeting", "Meeting mode"),
         Binding("j", "join", "Join"),
         Binding("l", "leave", "Leave"),
         Binding("D", "forget", "Leave+delete"),
@@ -71,6 +74,7 @@ class DetailScreen(NodeScreen):
         with VerticalScroll(id="detail-body"):
             yield Static(id="title", classes="circle-title")
             yield Static(id="facts")
+            yield Static(id="meeting-day")
             yield Markdown(id="description")
             yield Static("Meetings", classes="section")
             yield DataTable(id="meetings", cursor_type="row", zebra_stripes=True)
@@ -115,6 +119,7 @@ class DetailScreen(NodeScreen):
         self.query_one("#title", Static).update(
             f"[b]{escape(s.name)}[/b]  \\[{status}]{badge}")
         self.query_one("#facts", Static).update(self._facts(d))
+        self._show_meeting_day(d)
         await self.query_one("#description", Markdown).update(d.description)
         self._show_meetings(d)
         self.query_one("#people", Static).update(self._people(d))
@@ -158,6 +163,19 @@ class DetailScreen(NodeScreen):
         if d.signup_question:
             lines.append(f"[b]Sign-up question[/b] {escape(d.signup_question)}")
         return "\n".join(lines)
+
+    def _show_meeting_day(self, d: CircleDetail) -> None:
+        """On a meeting day: the meeting's shape and last time's plus/delta; facilitators get
+        meeting mode offered first (any other day it is a dry run)."""
+        now = self.app.clock()
+        text = meeting_day_text(d, now, facilitating=self.role == "facilitating")
+        section = self.query_one("#meeting-day", Static)
+        section.update(text)
+        section.display = bool(text)
+        button = self.query_one("#do-meeting", Button)
+        today = meeting_on(d, circle_today(d, now)) is not None
+        button.label = "▶ Run today's meeting" if today else "Meeting mode (dry run)"
+        button.variant = "success" if today else "default"
 
     def _show_meetings(self, d: CircleDetail) -> None:
         table = self.query_one("#meetings", DataTable)
@@ -313,6 +331,15 @@ class DetailScreen(NodeScreen):
         if values:
             self.perform("Meeting note recorded.", actions.add_meeting_note, self.circle_id,
                          **values)
+
+    def action_meeting(self) -> None:
+        """Today's meeting on a meeting day (in the circle's zone), else a dry run."""
+        assert self.detail is not None
+        from tui.screens.meeting import MeetingScreen
+
+        today = circle_today(self.detail, self.app.clock())
+        date = today if meeting_on(self.detail, today) is not None else None
+        self.app.push_screen(MeetingScreen(self.circle_id, date))
 
     def action_signups(self) -> None:
         from tui.screens.signups import SignupsScreen

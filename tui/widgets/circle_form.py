@@ -20,12 +20,19 @@ from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 
 from p2pnode.calendar import local_timezone
 from p2pnode.errors import InvalidInput
-from p2pnode.store.models import CircleDetail
+from p2pnode.store.models import HEALTH_MAX_PEOPLE, HEALTH_MIN_PEOPLE, CircleDetail
 from protocol.errors import InvalidRecordError
 from protocol.identity import node_id_text, parse_id
 from protocol.records import FORMATS, LICENCES, MAX_MEETINGS, meeting_dates, validate_record
 
-DEFAULT_DURATION, DEFAULT_WEEKS, DEFAULT_CAPACITY, DEFAULT_TIME = 90, 6, 15, "18:00"
+DEFAULT_DURATION, DEFAULT_WEEKS, DEFAULT_TIME = 90, 6, "18:00"
+#: P2PU's experience: learning circles work best with 4-15 participants
+DEFAULT_CAPACITY = HEALTH_MAX_PEOPLE
+#: a line under a field, saying why its default is what it is
+FIELD_HINTS = {
+    "capacity": f"{DEFAULT_CAPACITY} suggested: P2PU finds circles work best with"
+                f" {HEALTH_MIN_PEOPLE}-{HEALTH_MAX_PEOPLE} people. A hint, not a rule.",
+}
 _STAND_IN_ID = b"\x00" * 32
 #: a valid circle: errors are replaced field by field from here to find the next one
 _STAND_IN: dict[str, Any] = {
@@ -149,6 +156,7 @@ class CircleForm(VerticalScroll):
     CircleForm Label { margin-top: 1; color: $text-muted; }
     CircleForm Input, CircleForm Select { background: $boost; }
     CircleForm .field-error { color: $error; height: auto; }
+    CircleForm .field-hint { color: $text-muted; text-style: italic; height: auto; }
     CircleForm .field-error.-empty { display: none; }
     CircleForm TextArea { height: 5; }
     """
@@ -216,6 +224,8 @@ class CircleForm(VerticalScroll):
                                  allow_blank=kind == "licence", id=widget_id, compact=True)
                 else:
                     yield Input(value or "", id=widget_id, compact=True)
+            if widget_id in FIELD_HINTS:
+                yield Static(FIELD_HINTS[widget_id], classes="field-hint")
             yield Static(id=f"{widget_id}-error", classes="field-error -empty")
 
     def on_mount(self) -> None:
