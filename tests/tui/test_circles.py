@@ -13,7 +13,7 @@ from tui.widgets.circle_table import CircleTable
 
 def names(pilot) -> list[str]:
     table = pilot.app.screen.query_one(CircleTable)
-    return [row[1][0].lstrip("◆● ") for row in table._rows] if table.display else []
+    return [row[1][0].lstrip("◆● ") for row in table.rows] if table.display else []
 
 
 async def start_with_network(tmp_path, nodes):
@@ -73,7 +73,7 @@ async def test_a_forked_author_is_marked(tmp_path, nodes, open_app, fixed_clock)
     node, _ = await start_with_network(tmp_path, nodes)
     async with open_app(node) as pilot:
         table = pilot.app.screen.query_one(CircleTable)
-        rows = {cells[0]: cells for _, cells in table._rows}
+        rows = {cells[0]: cells for _, cells in table.rows}
         assert "[FORKED FEED]" in rows["Linux Command Line"][6]
         assert "FORKED" not in rows["● Python for Everybody"][6]
 

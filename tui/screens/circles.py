@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.markup import escape
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from p2pnode.store.models import CircleSummary
 from tui.screens.base import NodeScreen
@@ -191,9 +191,10 @@ class CirclesScreen(NodeScreen):
         self.reload()
 
     # -- actions -----------------------------------------------------------------------------
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
+    @on(CircleTable.RowSelected)
+    def _row_selected(self, event: CircleTable.RowSelected) -> None:
+        if self.query_one(CircleTable).display:
+            self.p2p.open_circle(event.circle_id)
 
     def action_open(self) -> None:
         circle_id = self.query_one(CircleTable).selected_id
