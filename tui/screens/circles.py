@@ -88,6 +88,7 @@ class CirclesScreen(NodeScreen):
         self.shown_query: CircleQuery | None = None
         #: results of recent queries, dropped whenever entries arrive
         self._recent: dict[CircleQuery, CirclesScreen.Loaded] = {}
+        self._count_text = ""
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -142,10 +143,15 @@ class CirclesScreen(NodeScreen):
         self.shown_query = message.query
         self.p2p.first_paint_done()
         count = len(message.circles)
-        self.query_one("#count", Static).update(
-            f"the {count} soonest shown: type or filter to narrow" if count >= ROW_LIMIT
-            else f"{count} circle{'s' if count != 1 else ''}")
+        self._count_line(f"the {count} soonest shown: type or filter to narrow"
+                         if count >= ROW_LIMIT else f"{count} circle{'s' if count != 1 else ''}")
         self._show_empty_state(not message.circles)
+
+    def _count_line(self, text: str) -> None:
+        if text != self._count_text:
+            self._count_text = text
+            # one line, full width (app.tcss): a repaint, not a layout of the whole screen
+            self.query_one("#count", Static).update(text, layout=False)
 
     def _show_empty_state(self, empty: bool) -> None:
         panel = self.query_one("#empty", Static)

@@ -115,6 +115,8 @@ class CircleTable(ScrollView, can_focus=True):
         self._rows: list[Row] = []
         self._widths: list[int] = [cell_len(label) for label in COLUMNS]
         self.cursor_row = 0
+        #: (circle, mine) -> its cells, as formatted for an earlier show()
+        self._cells: dict[tuple[CircleSummary, str | None], tuple[str, ...]] = {}
         #: (cells, style kind, fill width) -> the row's whole line, uncropped
         self._lines: dict[tuple[tuple[str, ...], str, int], Strip] = {}
 
@@ -137,7 +139,15 @@ class CircleTable(ScrollView, can_focus=True):
     def show(self, circles: Sequence[CircleSummary], mine: dict[bytes, str]) -> None:
         """Show `circles`; the cursor stays on its circle (wherever that moved) and the scroll
         where it was."""
-        rows = [(c.id.hex(), circle_row(c, mine.get(c.id))) for c in circles]
+        if len(self._cells) > _CACHE_ROWS:
+            self._cells.clear()
+        rows = []
+        for circle in circles:
+            key = (circle, mine.get(circle.id))
+            cells = self._cells.get(key)
+            if cells is None:  # formatting is most of a show(): typing on mostly keeps rows
+                cells = self._cells[key] = circle_row(*key)
+            rows.append((circle.id.hex(), cells))
         if rows == self._rows:
             return
         keep = self.selected_id
@@ -154,8 +164,16 @@ class CircleTable(ScrollView, can_focus=True):
             index = next((i for i, (key, _) in enumerate(rows) if key == keep.hex()), None)
         self.cursor_row = min(index if index is not None else self.cursor_row,
                               max(0, len(rows) - 1))
-        self.virtual_size = Size(self._table_width, len(rows) + 1)  # + the header
+        self._resize(Size(self._table_width, len(rows) + 1))  # + the header
         self.refresh()
+
+    def _resize(self, size: Size) -> None:
+        """A new virtual size without a layout of the whole screen (the table's own size is
+        set by the stylesheet): only the scrollbars follow, as ScrollView does after a layout.
+        A scrollbar appearing or going does lay out again (its reactive asks for it)."""
+        if size != self.virtual_size:
+            self.set_reactive(CircleTable.virtual_size, size)
+            self._scroll_update(size)
 
     @property
     def _table_width(self) -> int:
