@@ -8,6 +8,7 @@ from scenes import network, seeded_home
 from tui_helpers import notifications, screen_text, settle
 
 from p2pnode import actions
+from tui.screens.detail import DetailScreen
 from tui.widgets.circle_table import CircleTable
 
 
@@ -66,6 +67,17 @@ async def test_each_filter_does_what_it_says(tmp_path, nodes, open_app, fixed_cl
         await pilot.press("m")
         await settle(pilot)
         assert names(pilot) == ["Data Science Basics", "Python for Everybody"]
+
+
+async def test_enter_opens_the_circle_under_the_cursor(tmp_path, nodes, open_app, fixed_clock):
+    """Down twice and Enter opens the third circle of the list on its own screen."""
+    node, _ = await start_with_network(tmp_path, nodes)
+    async with open_app(node) as pilot:
+        third = pilot.app.screen.query_one(CircleTable).rows[2][0]
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, DetailScreen)
+        assert pilot.app.screen.circle_id.hex() == third
 
 
 async def test_a_forked_author_is_marked(tmp_path, nodes, open_app, fixed_clock):

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
-from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
@@ -32,8 +31,9 @@ _WIDTHS = (24, 22, 6, 9, 24, 5, 36, 28)
 _MINE = {"facilitating": "◆ ", "joined": "● "}
 #: control characters (from peers' names) would move the terminal's cursor: shown as spaces
 _CONTROL = dict.fromkeys([*range(32), 127], " ")
-#: row lines kept rendered; more than a few screens' worth is never on screen at once
+#: rows formatted and lines rendered kept; a few screens' worth is all that is ever reused
 _CACHE_ROWS = 1000
+_CACHE_LINES = 2000
 
 Row = tuple[str, tuple[str, ...]]
 
@@ -117,7 +117,7 @@ class CircleTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         #: (circle, mine) -> its cells, as formatted for an earlier show()
         self._cells: dict[tuple[CircleSummary, str | None], tuple[str, ...]] = {}
-        #: (cells, style kind, fill width) -> the row's whole line, uncropped
+        #: (cells, style kind, scroll_x, width) -> the row's line as seen in the window
         self._lines: dict[tuple[tuple[str, ...], str, int], Strip] = {}
 
     # -- the rows ----------------------------------------------------------------------------
@@ -157,8 +157,6 @@ class CircleTable(ScrollView, can_focus=True):
         if widths != self._widths:
             self._widths = widths
             self._lines.clear()
-        elif len(self._lines) > _CACHE_ROWS:
-            self._lines.clear()
         index = None
         if keep is not None:
             index = next((i for i, (key, _) in enumerate(rows) if key == keep.hex()), None)
@@ -187,24 +185,29 @@ class CircleTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
-        base = self.rich_style
         if y == 0:
-            line = self._line(COLUMNS, "header")
-        elif (index := scroll_y + y - 1) < len(self._rows):
+            return self._line(COLUMNS, "header", scroll_x, width)
+        if (index := scroll_y + y - 1) < len(self._rows):
             kind = ("cursor" if index == self.cursor_row
                     else "odd-row" if index % 2 else "even-row")
-            line = self._line(self._rows[index][1], kind)
-        else:
-            return Strip.blank(width, base)
-        return line.crop_extend(scroll_x, scroll_x + width, base)
+            return self._line(self._rows[index][1], kind, scroll_x, width)
+        return Strip.blank(width, self.rich_style)
 
-    def _line(self, cells: tuple[str, ...], kind: str) -> Strip:
-        fill = max(self._table_width, self.size.width)
-        key = (cells, kind, fill)
+    def _line(self, cells: tuple[str, ...], kind: str, scroll_x: int, width: int) -> Strip:
+        """A row's line as seen through the window (scroll_x, width), from the cache."""
+        key = (cells, kind, scroll_x, width)
         line = self._lines.get(key)
         if line is None:
+            if len(self._lines) > _CACHE_LINES:
+                self._lines.clear()
             style = self.get_component_rich_style(f"circle-table--{kind}")
-            line = self._lines[key] = _render_cells(cells, self._widths, style, fill)
+            text = "".join(f" {set_cell_size(cell, size)} "
+                           for cell, size in zip(cells, self._widths, strict=True))
+            text = set_cell_size(text + " " * max(0, scroll_x + width - len(text)),
+                                 scroll_x + width)
+            if scroll_x:
+                text = _crop_left(text, scroll_x)
+            line = self._lines[key] = Strip([Segment(text, style)], width)
         return line
 
     # -- the cursor --------------------------------------------------------------------------
@@ -263,10 +266,11 @@ class CircleTable(ScrollView, can_focus=True):
             self.move_cursor(index)
 
 
-def _render_cells(cells: Sequence[str], widths: Sequence[int], style: Style,
-                  fill: int) -> Strip:
-    """One line: each cell padded by a space either side to its column's width, never read
-    as markup (names come from peers), then `style` to `fill` cells."""
-    text = "".join(f" {set_cell_size(cell, width)} " for cell, width in zip(cells, widths,
-                                                                          strict=True))
-    return Strip([Segment(text, style)], cell_len(text)).extend_cell_length(fill, style)
+def _crop_left(text: str, cells: int) -> str:
+    """`text` without its first `cells` cells (a wide character cut in two becomes a space)."""
+    if len(text) == cell_len(text):  # no wide characters: cells are characters
+        return text[cells:]
+    start = 0
+    while cell_len(text[:start]) < cells:
+        start += 1
+    return " " * (cell_len(text[:start]) - cells) + text[start:]
