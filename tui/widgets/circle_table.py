@@ -49,7 +49,7 @@ def circle_row(circle: CircleSummary, mine: str | None) -> tuple[str, ...]:
         fmt.facilitators(circle),
         circle.course_title,
     )
-    return tuple(fmt.shorten(text.translate(_CONTROL), width)
+    return tuple(fmt.shorten(text if text.isprintable() else text.translate(_CONTROL), width)
                  for text, width in zip(cells, _WIDTHS, strict=True))
 
 
