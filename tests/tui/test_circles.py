@@ -137,3 +137,16 @@ async def test_names_from_peers_are_shown_as_written_never_as_markup(tmp_path, n
         pilot.app.open_circle(entry.id)
         await settle(pilot)
         assert "[b]Loud[/b] now" in screen_text(pilot.app)
+
+
+async def test_a_search_longer_than_the_box_keeps_its_end_in_view(tmp_path, nodes, open_app,
+                                                                  fixed_clock):
+    """The search box repaints without a layout per key, and still scrolls: at 80 columns the
+    end of a 98-character search is on screen, and it narrows the table to nothing."""
+    node, _ = await start_with_network(tmp_path, nodes)
+    async with open_app(node, size=(80, 24)) as pilot:
+        await pilot.press("slash", *("pythondatasciencebasics" * 4 + "zzzend"))
+        await settle(pilot)
+        search_line = screen_text(pilot.app).splitlines()[1]
+        assert search_line.rstrip().endswith("zzzend")
+        assert names(pilot) == []
