@@ -2,15 +2,19 @@
 per-keystroke search latency (median, p95), each next to a bare Textual `DataTable` holding the
 same rows in the same run.
 
-Targets: first paint < 1 s; keystroke p95 < 50 ms.
+Targets: first paint < 1 s; keystroke p95 < 50 ms. The machine's load moves every figure; the
+ratio to the bare DataTable of the same run is what compares across runs.
 
 - launch: `P2PApp` on a started node (the node's start is shown apart), until the circle table
   holds its rows and the screen has been painted; the baseline is an app whose only widget is a
   `DataTable` given the same rows at mount.
 - keystroke: a key handed to the app's driver (as a terminal would deliver it, 20 keys a second)
-  until the first paint showing that query's result (the node's full-text search in its store
-  thread, then the table updated); the baseline filters the 10 000 rows in memory by substring
-  and refills a bare `DataTable` with as many rows as the app shows at most.
+  until the first paint showing that query's result: the search box's own repaint, the node's
+  full-text search in its store thread, the table's `show()`, the screen's next frame. Nothing
+  is debounced or skipped; a key whose result equals the rows already shown (typing "pyt" after
+  "py" on this home) counts until the moment the screen has that result, since there is
+  nothing left to paint. The baseline filters the 10 000 rows in memory by substring and
+  refills a bare `DataTable` (clear + add_row) with as many rows as the app shows at most.
 - "painted" is the moment the app hands a screen update to its driver (headless here, so the
   terminal's own drawing is left out, for both).
 """
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -151,6 +156,29 @@ async def painted_after(frames: list[float], moment: float) -> float:
     return next(t for t in frames if t >= moment)
 
 
+def refresh_pending(app: App) -> bool:
+    """Whether the screen still has something to paint (a widget marked for repaint or
+    layout, or a message on its way to the screen)."""
+    screen = app.screen
+    if (screen._dirty_widgets or screen._layout_required or screen._repaint_required
+            or screen._scroll_required or not screen._message_queue.empty()):
+        return True
+    return any(w._repaint_required or w._layout_required for w in screen.walk_children())
+
+
+async def result_on_screen(app: App, frames: list[float], moment: float) -> float:
+    """When what the app decided at `moment` is on screen: the first paint after it, or
+    `moment` itself when nothing needed painting (a result equal to the one shown)."""
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        if frames and frames[-1] >= moment:
+            return next(t for t in frames if t >= moment)
+        if not refresh_pending(app):
+            return moment
+        await asyncio.sleep(0.0005)
+    raise TimeoutError("the app did not paint in time")
+
+
 async def type_and_time(app: App, frames: list[float], shown) -> list[float]:
     """Type each word of TYPED and erase it, one key at a time as a terminal delivers them;
     seconds from each key to the first paint showing its result."""
@@ -166,7 +194,7 @@ async def type_and_time(app: App, frames: list[float], shown) -> list[float]:
         start = time.perf_counter()
         app._driver.send_message(event)
         await wait_until(lambda t=text: shown() == t)
-        latencies.append(await painted_after(frames, time.perf_counter()) - start)
+        latencies.append(await result_on_screen(app, frames, time.perf_counter()) - start)
         await asyncio.sleep(0.05)  # a fast typist: 20 keys a second
     return latencies
 
@@ -214,38 +242,46 @@ def figures(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p95 * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--circles", type=int, default=10_000)
-    args = parser.parse_args()
+def measure(circles: int) -> dict[str, Any]:
+    """Both apps on one home of `circles` circles: seconds to the first painted table and
+    per key, for the app and for the bare DataTable."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        print(f"building a home with {args.circles} circles…", flush=True)
-        start = time.perf_counter()
-        build_home(home, args.circles)
-        print(f"  built in {time.perf_counter() - start:.1f} s")
+        build_home(home, circles)
         node_start, paint, keys = asyncio.run(run_app(home))
         node = Node(home, port=0, host="127.0.0.1", mdns=False, control=False)
 
         async def every_row() -> list[tuple[str, ...]]:
             await node.start()
             try:
-                found = await node.circles(limit=args.circles)
+                found = await node.circles(limit=circles)
                 mine = await node.my_circles()
                 return [circle_row(c, mine.get(c.id)) for c in found]
             finally:
                 await node.close()
         all_rows = asyncio.run(every_row())
         bare_paint, bare_keys = asyncio.run(run_bare(all_rows))
-    median, p95 = figures(keys)
-    bare_median, bare_p95 = figures(bare_keys)
-    print(f"node start: {node_start * 1000:.0f} ms (before the app launches)")
+    return {"node_start": node_start, "paint": paint, "keys": keys,
+            "bare_paint": bare_paint, "bare_keys": bare_keys}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--circles", type=int, default=10_000)
+    args = parser.parse_args()
+    print(f"a home with {args.circles} circles, the app, then the bare DataTable…", flush=True)
+    result = measure(args.circles)
+    paint, bare_paint = result["paint"], result["bare_paint"]
+    median, p95 = figures(result["keys"])
+    bare_median, bare_p95 = figures(result["bare_keys"])
+    print(f"node start: {result['node_start'] * 1000:.0f} ms (before the app launches)")
     print(f"first painted table: app {paint * 1000:.0f} ms, bare DataTable {bare_paint * 1000:.0f}"
           f" ms ({paint / bare_paint:.1f}x)   target < 1000 ms: "
           f"{'ok' if paint < 1 else 'MISSED'}")
-    print(f"keystroke to result ({len(keys)} keys): app median {median:.1f} ms, p95 {p95:.1f}"
-          f" ms; bare DataTable median {bare_median:.1f} ms, p95 {bare_p95:.1f} ms   target p95"
-          f" < 50 ms: {'ok' if p95 < 50 else 'MISSED'}")
+    print(f"keystroke to result ({len(result['keys'])} keys): app median {median:.1f} ms, p95"
+          f" {p95:.1f} ms; bare DataTable median {bare_median:.1f} ms, p95 {bare_p95:.1f} ms"
+          f" (app/bare p95 {p95 / bare_p95:.2f})   target p95 < 50 ms:"
+          f" {'ok' if p95 < 50 else 'MISSED'}")
 
 
 if __name__ == "__main__":

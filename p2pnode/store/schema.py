@@ -7,7 +7,10 @@ received. Ids are raw 32-byte blobs, as on the wire.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+#: 2: circles_by_start (a listing walks circles soonest first and stops at its limit instead
+#: of sorting every circle: 25 ms -> 0.3 ms on 10 000). Every statement below is IF NOT EXISTS,
+#: so running the DDL again is the upgrade.
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,6 +89,7 @@ CREATE TABLE IF NOT EXISTS circles (
     state BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS circles_by_end ON circles (end_date);
+CREATE INDEX IF NOT EXISTS circles_by_start ON circles (start_date);
 
 CREATE TABLE IF NOT EXISTS circle_topics (
     circle BLOB NOT NULL, topic TEXT NOT NULL COLLATE NOCASE, PRIMARY KEY (circle, topic)

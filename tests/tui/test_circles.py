@@ -8,12 +8,13 @@ from scenes import network, seeded_home
 from tui_helpers import notifications, screen_text, settle
 
 from p2pnode import actions
+from tui.screens.detail import DetailScreen
 from tui.widgets.circle_table import CircleTable
 
 
 def names(pilot) -> list[str]:
     table = pilot.app.screen.query_one(CircleTable)
-    return [row[1][0].lstrip("◆● ") for row in table._rows] if table.display else []
+    return [row[1][0].lstrip("◆● ") for row in table.rows] if table.display else []
 
 
 async def start_with_network(tmp_path, nodes):
@@ -68,12 +69,23 @@ async def test_each_filter_does_what_it_says(tmp_path, nodes, open_app, fixed_cl
         assert names(pilot) == ["Data Science Basics", "Python for Everybody"]
 
 
+async def test_enter_opens_the_circle_under_the_cursor(tmp_path, nodes, open_app, fixed_clock):
+    """Down twice and Enter opens the third circle of the list on its own screen."""
+    node, _ = await start_with_network(tmp_path, nodes)
+    async with open_app(node) as pilot:
+        third = pilot.app.screen.query_one(CircleTable).rows[2][0]
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, DetailScreen)
+        assert pilot.app.screen.circle_id.hex() == third
+
+
 async def test_a_forked_author_is_marked(tmp_path, nodes, open_app, fixed_clock):
     """A circle whose author signed two entries for one seq shows the CLI's forked mark."""
     node, _ = await start_with_network(tmp_path, nodes)
     async with open_app(node) as pilot:
         table = pilot.app.screen.query_one(CircleTable)
-        rows = {cells[0]: cells for _, cells in table._rows}
+        rows = {cells[0]: cells for _, cells in table.rows}
         assert "[FORKED FEED]" in rows["Linux Command Line"][6]
         assert "FORKED" not in rows["● Python for Everybody"][6]
 
@@ -125,3 +137,16 @@ async def test_names_from_peers_are_shown_as_written_never_as_markup(tmp_path, n
         pilot.app.open_circle(entry.id)
         await settle(pilot)
         assert "[b]Loud[/b] now" in screen_text(pilot.app)
+
+
+async def test_a_search_longer_than_the_box_keeps_its_end_in_view(tmp_path, nodes, open_app,
+                                                                  fixed_clock):
+    """The search box repaints without a layout per key, and still scrolls: at 80 columns the
+    end of a 98-character search is on screen, and it narrows the table to nothing."""
+    node, _ = await start_with_network(tmp_path, nodes)
+    async with open_app(node, size=(80, 24)) as pilot:
+        await pilot.press("slash", *("pythondatasciencebasics" * 4 + "zzzend"))
+        await settle(pilot)
+        search_line = screen_text(pilot.app).splitlines()[1]
+        assert search_line.rstrip().endswith("zzzend")
+        assert names(pilot) == []

@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 from p2pnode import actions
 from p2pnode.node import Node
 from tui.app import P2PApp
+from tui.screens.circles import CirclesScreen
 
 SMALL, LARGE = (80, 24), (160, 50)
 
@@ -39,7 +40,10 @@ async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
                   if t._require_update_dimensions]
         for screen in pilot.app.screen_stack[:-1]:
             sizing += [t for t in screen.query(DataTable) if t._require_update_dimensions]
-        quiet_rounds = 0 if busy or sizing else quiet_rounds + 1
+        # a circles load posts its rows as a message: the table shows them a moment later
+        loading = [s for s in pilot.app.screen_stack
+                   if isinstance(s, CirclesScreen) and s.shown_query != s.query_now]
+        quiet_rounds = 0 if busy or sizing or loading else quiet_rounds + 1
     await pilot.pause()
 
 

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.markup import escape
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from p2pnode.store.models import CircleSummary
 from tui.screens.base import NodeScreen
@@ -88,6 +88,7 @@ class CirclesScreen(NodeScreen):
         self.shown_query: CircleQuery | None = None
         #: results of recent queries, dropped whenever entries arrive
         self._recent: dict[CircleQuery, CirclesScreen.Loaded] = {}
+        self._count_text = ""
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -142,10 +143,15 @@ class CirclesScreen(NodeScreen):
         self.shown_query = message.query
         self.p2p.first_paint_done()
         count = len(message.circles)
-        self.query_one("#count", Static).update(
-            f"the {count} soonest shown: type or filter to narrow" if count >= ROW_LIMIT
-            else f"{count} circle{'s' if count != 1 else ''}")
+        self._count_line(f"the {count} soonest shown: type or filter to narrow"
+                         if count >= ROW_LIMIT else f"{count} circle{'s' if count != 1 else ''}")
         self._show_empty_state(not message.circles)
+
+    def _count_line(self, text: str) -> None:
+        if text != self._count_text:
+            self._count_text = text
+            # one line, full width (app.tcss): a repaint, not a layout of the whole screen
+            self.query_one("#count", Static).update(text, layout=False)
 
     def _show_empty_state(self, empty: bool) -> None:
         panel = self.query_one("#empty", Static)
@@ -191,9 +197,10 @@ class CirclesScreen(NodeScreen):
         self.reload()
 
     # -- actions -----------------------------------------------------------------------------
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
+    @on(CircleTable.RowSelected)
+    def _row_selected(self, event: CircleTable.RowSelected) -> None:
+        if self.query_one(CircleTable).display:
+            self.p2p.open_circle(event.circle_id)
 
     def action_open(self) -> None:
         circle_id = self.query_one(CircleTable).selected_id

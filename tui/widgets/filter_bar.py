@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select
 
@@ -36,6 +38,14 @@ class CircleQuery:
     @property
     def filtered(self) -> bool:
         return self != CircleQuery()
+
+
+class SearchInput(Input):
+    """The search box. Its size is fixed by the stylesheet, so the text growing by a key needs
+    a repaint, not a layout of the whole screen (Input's own virtual size asks for one: ~10 ms
+    of each keystroke at 160x50, bench/app_speed.py)."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
 
 class FilterBar(Widget):
@@ -72,8 +82,8 @@ class FilterBar(Widget):
         query: CircleQuery
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Search circles: name, course, venue, topic…  (/)", id="search",
-                    compact=True)
+        yield SearchInput(placeholder="Search circles: name, course, venue, topic…  (/)",
+                          id="search", compact=True)
         with Horizontal(id="filters"):
             yield Select[str]([], prompt="Topic", id="topic", compact=True)
             yield Select[str]([], prompt="Language", id="language",
