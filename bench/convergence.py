@@ -7,6 +7,11 @@ mix of `workload.py` by default), so each hop ingests into derived tables of rea
 Baseline, measured in the same run: as many sequential loopback WebSocket round trips as the
 graph's hop distance from the announcer to the farthest node (the least a flood could take).
 Target: under 100 ms for 30 nodes. mDNS is off; everything stays on 127.0.0.1.
+
+`--mesh K` measures amplification instead: K + 1 nodes in a full mesh (K sessions each), two
+authors announce `--announcements` circles between them, and the bench counts the entries the
+nodes received (`entries_received` per session, what `p2pnode peers` shows) against the copies
+they needed (announcements x K). Issue 13 target: at most 1.5 copies per needed copy.
 """
 
 from __future__ import annotations
@@ -181,6 +186,59 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
     print(f"target < 100 ms:                 {'met' if median < 0.1 else 'NOT met'}")
 
 
+async def run_mesh(connections: int, announcements: int) -> None:
+    """Full mesh of `connections` + 1 nodes; copies of each new entry received per node."""
+    n = connections + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        prefill_homes(Path(tmp), n, 0)
+        nodes = [Node(Path(tmp) / f"n{i}", port=0, host="127.0.0.1", mdns=False, control=False)
+                 for i in range(n)]
+        for node in nodes:
+            await node.start()
+        for a in range(n):
+            for b in range(a + 1, n):
+                nodes[a].peers.add_address("127.0.0.1", nodes[b].port)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                len(node.peers.open_connections()) == connections for node in nodes):
+            await asyncio.sleep(0.05)
+        authors = nodes[:2]
+        for i, node in enumerate(authors):
+            await node.set_profile(f"Author {i}")
+        await _all_hold(nodes, authors)
+        await asyncio.sleep(0.5)
+
+        def received() -> int:
+            return sum(c.replication.entries_received
+                       for node in nodes for c in node.peers.open_connections())
+
+        before = received()
+        start = time.perf_counter()
+        for k in range(announcements):
+            await authors[k % 2].announce_circle({**CIRCLE, "name": f"Mesh circle {k}"})
+        await _all_hold(nodes, authors)
+        elapsed = time.perf_counter() - start
+        await asyncio.sleep(0.5)  # copies still in flight count too
+        copies = received() - before
+        for node in nodes:
+            await node.close()
+    needed = announcements * connections
+    print(f"full mesh: {n} nodes, {connections} sessions each, {announcements} announcements"
+          f" by 2 authors: {copies} entries received, {needed} needed:"
+          f" {copies / needed:.2f} copies per needed copy (all held after {elapsed:.2f} s)")
+
+
+async def _all_hold(nodes: list[Node], authors: list[Node], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        heads = {a.node_id: a.clock_snapshot()[a.node_id] for a in authors}
+        if all(node.clock_snapshot().get(author, 0) >= seq
+               for node in nodes for author, seq in heads.items()):
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the mesh did not converge")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=30)
@@ -188,8 +246,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--prefill", type=int, default=50_000,
                         help="entries of the realistic mix in every store before the start")
+    parser.add_argument("--mesh", type=int, metavar="K",
+                        help="measure copies per needed copy in a full mesh of K sessions each")
+    parser.add_argument("--announcements", type=int, default=40)
     args = parser.parse_args()
-    asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill))
+    if args.mesh:
+        asyncio.run(run_mesh(args.mesh, args.announcements))
+    else:
+        asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill))
 
 
 if __name__ == "__main__":
