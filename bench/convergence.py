@@ -8,6 +8,9 @@ Baseline, measured in the same run: as many sequential loopback WebSocket round 
 graph's hop distance from the announcer to the farthest node (the least a flood could take).
 Target: under 100 ms for 30 nodes. mDNS is off; everything stays on 127.0.0.1.
 
+`--first` times each announcer's first entry since the sessions started instead (replication v2
+forms its forwarding trees on it: one more round trip per hop, once per author).
+
 `--mesh K` measures amplification instead: K + 1 nodes in a full mesh (K sessions each), two
 authors announce `--announcements` circles between them, and the bench counts the entries the
 nodes received (`entries_received` per session, what `p2pnode peers` shows) against the copies
@@ -125,7 +128,7 @@ def prefill_homes(root: Path, n: int, entries: int) -> None:
             shutil.copyfile(template, home / config.DATABASE_FILE)
 
 
-async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
+async def run(n: int, degree: int, rounds: int, prefill: int, first: bool = False) -> None:
     rng = random.Random(7)
     edges = random_regular_edges(n, degree, rng)
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,12 +146,14 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
             ) >= 2 * len(edges):
                 break
             await asyncio.sleep(0.05)
-        await nodes[0].set_profile("Announcer")
+        if not first:
+            await nodes[0].set_profile("Announcer")
         await asyncio.sleep(0.5)
         results = []
+        kind = "profile" if first else "circle"
         for r in range(rounds):
             announcer = r % n
-            if r:
+            if r and not first:
                 await nodes[announcer].set_profile(f"Announcer {r}")
                 await asyncio.sleep(0.3)
             arrived: dict[int, float] = {}
@@ -156,7 +161,7 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
 
             async def watch(i: int, node: Node, arrived=arrived, done=done) -> None:
                 async for event in node.events():
-                    if isinstance(event, EntryArrived) and event.kind == "circle":
+                    if isinstance(event, EntryArrived) and event.kind == kind:
                         arrived[i] = time.perf_counter()
                         if len(arrived) == n:
                             done.set()
@@ -165,7 +170,10 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
             watchers = [asyncio.create_task(watch(i, node)) for i, node in enumerate(nodes)]
             await asyncio.sleep(0)
             start = time.perf_counter()
-            await nodes[announcer].announce_circle({**CIRCLE, "name": f"Bench circle {r}"})
+            if first:
+                await nodes[announcer].set_profile(f"Announcer {r}")
+            else:
+                await nodes[announcer].announce_circle({**CIRCLE, "name": f"Bench circle {r}"})
             await asyncio.wait_for(done.wait(), 30)
             results.append(max(arrived.values()) - start)
             for w in watchers:
@@ -180,6 +188,8 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
           f" each store pre-filled with {prefill} entries")
     print(f"loopback WebSocket round trip:   {rtt * 1000:.3f} ms (median of 200)")
     print(f"baseline: {hops} sequential round trips = {baseline * 1000:.2f} ms")
+    what = "an author's first entry" if first else "an announcement"
+    print(f"timed: {what} (each round's announcer is node r mod {n})")
     print(f"convergence, median of {rounds}:     {median * 1000:.1f} ms "
           f"(min {min(results) * 1000:.1f}, max {max(results) * 1000:.1f})")
     print(f"ratio to baseline:               {median / baseline:.1f}x")
@@ -249,11 +259,14 @@ def main() -> None:
     parser.add_argument("--mesh", type=int, metavar="K",
                         help="measure copies per needed copy in a full mesh of K sessions each")
     parser.add_argument("--announcements", type=int, default=40)
+    parser.add_argument("--first", action="store_true",
+                        help="time each announcer's first entry since the sessions started"
+                             " (replication v2 forms its forwarding trees on it)")
     args = parser.parse_args()
     if args.mesh:
         asyncio.run(run_mesh(args.mesh, args.announcements))
     else:
-        asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill))
+        asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill, args.first))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ class SimNode:
         self.links: dict[bytes, Link] = {}
         self.forwarding = Forwarding()
         self.uplink_free = 0.0
-        self.store_free = 0.0
+        self.store_queue: deque[tuple[Link, list[tuple[bytes, int]]]] = deque()
+        self.store_busy = False
         self.timer_armed: float | None = None
         self.bytes_in = 0
         self.received: dict[tuple[bytes, int], int] = {}
@@ -202,11 +204,22 @@ class SimNode:
             self.wake(link)
 
     def ingest(self, link: Link, batch: list[tuple[bytes, int]]) -> None:
-        """Store what extends the feeds (one batch at a time), then dispatch like `_scan`."""
+        """Queue a batch for the store (`PeerConnection._ingester`): one batch at a time."""
+        self.store_queue.append((link, batch))
+        if not self.store_busy:
+            self.store_next()
+
+    def store_next(self) -> None:
+        """Store the next batch: what extends the feeds costs time, duplicates (dropped before
+        verification) nothing; then dispatch like `Node._scan` and ask for gaps."""
+        if not self.store_queue:
+            self.store_busy = False
+            return
+        self.store_busy = True
+        link, batch = self.store_queue.popleft()
         model = self.sim.model
         new = sum(1 for author, seq in batch if seq > self.clock.get(author, 0))
-        start = max(self.sim.net.now, self.store_free)
-        self.store_free = start + (model.batch_cost + new * model.entry_cost if new else 0.0)
+        cost = model.batch_cost + new * model.entry_cost if new else 0.0
 
         def stored() -> None:
             accepted = []
@@ -224,8 +237,9 @@ class SimNode:
             wants = link.replication.wants(gaps, self.sim.net.now)
             if wants and link.remote is not None:
                 self.send_frame(link, fr.Want(tuple(wants)))
+            self.store_next()
 
-        self.sim.net.at(self.store_free, stored)
+        self.sim.net.at(self.sim.net.now + cost, stored)
 
     def dispatch(self, seqs: list[tuple[bytes, int]]) -> None:
         """`Node._dispatch`: progress for forwarding, pushes and notes for every session."""
