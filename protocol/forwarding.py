@@ -8,7 +8,8 @@ author's new entries to us. Every other v2 peer only sends lazy notes ("I hold X
 Rules (time is injected: every call takes `now`; timers are `get_timer` / `handle_timer`):
 - We ask a peer only for authors it is **ahead** on (its clock or a note shows a higher seq than
   ours). So a forwarder always got the entries before us, and forwarders form trees rooted at the
-  author, not cycles.
+  author, not cycles. The one exception is just as safe: on a session's final clock we ask
+  the peer for its **own** feed if it has no forwarder (the author's node is the tree's root).
 - An author gets a forwarder when a peer is ahead and none is chosen: on the peer's final clock
   (catch-up), or on its lazy note (the first peer to tell us of a new entry becomes the
   forwarder: the tree follows the fastest path). A chosen forwarder stays while its session does.
@@ -81,6 +82,10 @@ class Forwarding:
                 # the forwarder has nothing more for us (as far as we know): this peer has
                 self._assign(author, peer, touched)
             self._lagging.setdefault(author, now)
+        if self.forwarder.get(peer) is None and not self._is_shunned(peer, peer, now):
+            # the peer's own feed: its node is the root of that tree, so asking it makes no
+            # cycle, and its next entry reaches us without a note's round trip
+            self._assign(peer, peer, touched)
         return touched
 
     def remove(self, peer: bytes, replication: Replication, local_clock: Mapping[bytes, int],

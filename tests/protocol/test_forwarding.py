@@ -22,6 +22,11 @@ def v2_session(peer_clock: dict[bytes, int], local: dict[bytes, int],
     return rep
 
 
+def about(notes: list[tuple[bytes, int, bool]], author: bytes = AUTHOR) -> list:
+    """The notes about one author (peers' own feeds are asked for on connect)."""
+    return [note for note in notes if note[0] == author]
+
+
 def test_v2_session_pushes_nothing_until_asked() -> None:
     """After the clocks a v2 session owes nothing; an eager note makes it owe that author."""
     local = {AUTHOR: 5, OTHER: 3}
@@ -85,11 +90,26 @@ def test_catch_up_asks_one_peer_per_author() -> None:
     fw = Forwarding()
     first, second, behind = (v2_session({AUTHOR: 10}, local), v2_session({AUTHOR: 10}, local),
                              v2_session({AUTHOR: 1}, local))
-    assert fw.add(P1, first, local, 0.0) == {P1}
-    assert fw.add(P2, second, local, 0.0) == set()
-    assert fw.add(P3, behind, local, 0.0) == set()
-    assert first.take_notes(local) == [(AUTHOR, 1, True)]
-    assert second.take_notes(local) == [] and behind.take_notes(local) == []
+    fw.add(P1, first, local, 0.0)
+    fw.add(P2, second, local, 0.0)
+    fw.add(P3, behind, local, 0.0)
+    assert about(first.take_notes(local)) == [(AUTHOR, 1, True)]
+    assert about(second.take_notes(local)) == [] and about(behind.take_notes(local)) == []
+
+
+def test_a_peer_is_asked_for_its_own_feed_on_connect() -> None:
+    """The peer's own feed is asked of it at once, ahead or not (it is the root of that tree),
+    unless another peer already forwards it."""
+    local = {P1: 4}
+    fw = Forwarding()
+    via = v2_session({P1: 4}, local)
+    fw.add(P2, via, local, 0.0)
+    assert fw.forwarder == {P2: P2}
+    author = v2_session({P1: 4}, local)
+    assert fw.add(P1, author, local, 0.0) == {P1}
+    assert author.take_notes(local) == [(P1, 4, True)]
+    assert fw.forwarder == {P1: P1, P2: P2}
+    assert fw.get_timer() is None  # nobody is ahead: nothing to wait for
 
 
 def test_the_first_lazy_note_picks_the_forwarder() -> None:
@@ -121,8 +141,8 @@ def test_a_stalled_forwarder_is_replaced_after_the_timeout() -> None:
     assert fw.handle_timer(local, 12.5) == set()
     assert fw.handle_timer(local, 11.0 + SWITCH_TIMEOUT) == {P1, P2}
     assert fw.forwarder[AUTHOR] == P2 and fw.switches == 1
-    assert reps[P1].take_notes(local) == [(AUTHOR, 5, False)]
-    assert reps[P2].take_notes(local) == [(AUTHOR, 5, True)]
+    assert about(reps[P1].take_notes(local)) == [(AUTHOR, 5, False)]
+    assert about(reps[P2].take_notes(local)) == [(AUTHOR, 5, True)]
     # P2 stalls too: P1 is shunned, so P2 is kept (nobody better)
     assert fw.handle_timer(local, 11.0 + 2 * SWITCH_TIMEOUT) == set()
     assert fw.forwarder[AUTHOR] == P2
@@ -167,10 +187,10 @@ def test_a_closed_forwarder_hands_over_and_a_replacement_session_keeps_its_autho
     fw.add(P2, second, local, 0.0)
     newer = v2_session({AUTHOR: 9, OTHER: 9}, local)
     assert fw.add(P1, newer, local, 1.0) == {P1}
-    assert newer.requested == {AUTHOR, OTHER}
+    assert newer.requested == {AUTHOR, OTHER, P1}
     assert fw.remove(P1, first, local, 1.0) == set()  # the old session: nothing changes
     assert fw.remove(P1, newer, local, 2.0) == {P2}
-    assert fw.forwarder == {AUTHOR: P2}
+    assert fw.forwarder == {AUTHOR: P2, P2: P2}
 
 
 def test_a_peer_cannot_grow_our_memory_with_notes() -> None:
