@@ -22,6 +22,9 @@ Rules (time is injected: every call takes `now`; timers are `get_timer` / `handl
   it is not asked for that author for `SHUN_TIME` s, and the best other peer ahead is asked.
 - Entries of an author refused from a peer (bad signature, fork, invalid) shun that peer for the
   author at once; if it was the forwarder, another one is asked at once.
+- An author whose entries we refused because it **forked** its feed is held for `SHUN_TIME` s
+  (`hold`): every peer holding the other branch is "ahead" for ever, so chasing it would only
+  make each of them send the refused branch again. No forwarder is sought for it meanwhile.
 - A session that closes hands its authors to the best other peer ahead, if any (otherwise the
   next lazy note picks one).
 - `suspend(until)`: no stall switching before `until` (our disk is full: the stall is ours).
@@ -55,6 +58,8 @@ class Forwarding:
         #: (author, peer) -> until when that peer is not asked for that author
         self._shunned: dict[tuple[bytes, bytes], float] = {}
         self._suspended_until = 0.0
+        #: author -> until when it is not chased (its next entry is a fork we refuse)
+        self._held: dict[bytes, float] = {}
         #: forwarders replaced because they stalled or sent refused entries
         self.switches = 0
 
@@ -72,7 +77,7 @@ class Forwarding:
                 if replication.request(author, True):
                     touched.add(peer)
         for author, seq in replication.peer_clock.items():
-            if seq <= local_clock.get(author, 0):
+            if seq <= local_clock.get(author, 0) or self._is_held(author, now):
                 continue
             current = self.forwarder.get(author)
             if current is None:
@@ -114,6 +119,8 @@ class Forwarding:
         if peer not in self._sessions:
             return touched
         for author, _seq in ahead:
+            if self._is_held(author, now):
+                continue
             if self.forwarder.get(author) is None and not self._is_shunned(author, peer, now):
                 self._assign(author, peer, touched)
             self._lagging.setdefault(author, now)
@@ -138,6 +145,13 @@ class Forwarding:
             if self.forwarder.get(author) == peer:
                 self._replace(author, local_clock, now, touched)
         return touched
+
+    def hold(self, authors: Iterable[bytes], now: float) -> None:
+        """These authors forked: the entries peers hold beyond ours are refused from anyone, so
+        they are not chased (no forwarder sought, no stall) for `SHUN_TIME` s."""
+        for author in authors:
+            self._held[author] = now + SHUN_TIME
+            self._lagging.pop(author, None)
 
     def suspend(self, until: float) -> None:
         """No stall switching before `until` (we are the one not storing)."""
@@ -168,6 +182,8 @@ class Forwarding:
             self._lagging[author] = now
         for key in [k for k, until in self._shunned.items() if until <= now]:
             del self._shunned[key]
+        for author in [a for a, until in self._held.items() if until <= now]:
+            del self._held[author]
         return touched
 
     # -- internals -------------------------------------------------------------------------
@@ -207,6 +223,10 @@ class Forwarding:
     def _anyone_ahead(self, author: bytes, local_clock: Mapping[bytes, int]) -> bool:
         ours = local_clock.get(author, 0)
         return any(r.peer_clock.get(author, 0) > ours for r in self._sessions.values())
+
+    def _is_held(self, author: bytes, now: float) -> bool:
+        until = self._held.get(author)
+        return until is not None and now < until
 
     def _is_shunned(self, author: bytes, peer: bytes, now: float) -> bool:
         until = self._shunned.get((author, peer))

@@ -455,7 +455,10 @@ class PeerConnection:
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
             if report.blocked and self.replication.v2:
-                self.host.forwarding.refused(self, report.blocked)
+                # a fork is the author's doing, not the forwarder's: stop chasing that feed
+                forked = {e.header.author for e, why in report.rejected if why.startswith("fork")}
+                self.host.forwarding.hold(forked)
+                self.host.forwarding.refused(self, set(report.blocked) - forked)
             # gaps behind entries we could not store are asked for once there is room
             gaps = {a: seq for a, seq in report.gaps.items() if a not in self._unstored}
             wants = self.replication.wants(gaps, now)

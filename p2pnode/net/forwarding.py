@@ -52,6 +52,11 @@ class ForwardingDriver:
             self._wake(self.state.refused(conn.peer_id, authors, self._clock(),
                                           time.monotonic()))
 
+    def hold(self, authors: set[bytes]) -> None:
+        """These authors forked: do not chase their feeds for a while."""
+        if authors:
+            self.state.hold(authors, time.monotonic())
+
     def suspend(self, seconds: float) -> None:
         """No stall switching for `seconds` (our disk is full)."""
         self.state.suspend(time.monotonic() + seconds)

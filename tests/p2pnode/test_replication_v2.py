@@ -163,3 +163,37 @@ async def test_a_forwarder_that_sends_forged_entries_is_replaced_at_once(
         await forger.send_entries(forged_chain(author.node_id, 3))
         await eventually(lambda: target.clock_snapshot().get(author.node_id) == 3, timeout=5.0)
         assert eager_notes(forger, author.node_id) == [True, False]
+
+
+async def test_peers_holding_the_other_branch_of_a_fork_send_it_once(nodes, eventually) -> None:
+    """A node that refused one branch of a forked feed does not ask peer after peer for the
+    other branch (each would send it again): one holder sends it, the others are not asked."""
+    from builders import Feed, identity_from_seed
+
+    forker = identity_from_seed("v2 forker")
+    start = int(time.time() * 1000) - 3_600_000
+    left, right = Feed(forker, start_ms=start), Feed(forker, start_ms=start)
+    left.fill(3)
+    right.entries = list(left.entries)
+    right.clock_ms = left.clock_ms
+    left.fill(600)
+    right.add("x.test", {"branch": "right"})
+    right.fill(19)
+    holders = [await nodes.start(f"left{i}") for i in range(3)]
+    for holder in holders:
+        await holder.perform(lambda h: h.store.ingest(left.entries, now_ms=int(time.time() * 1000)))
+    y = await nodes.start("y")
+    await y.perform(lambda h: h.store.ingest(right.entries, now_ms=int(time.time() * 1000)))
+    for holder in holders:
+        y.add_peer(f"127.0.0.1:{holder.port}")
+    await eventually(lambda: len(y.peers.open_connections()) == 3)
+
+    async def flagged() -> bool:
+        return forker.node_id in await y.perform(lambda h: h.store.forked_authors())
+
+    await eventually(flagged)
+    await asyncio.sleep(forwarding.SWITCH_TIMEOUT + 1.5)
+    sent = [sum(c.replication.entries_sent for c in n.peers.open_connections())
+            for n in holders]
+    assert sum(1 for count in sent if count) == 1, sent  # one holder sent it; nobody after
+    assert y.forwarding.state.switches == 0

@@ -201,3 +201,23 @@ def test_a_peer_cannot_grow_our_memory_with_notes() -> None:
     notes = [(i.to_bytes(32, "big"), 1, True) for i in range(cap + 50)]
     rep.receive_notes(notes, {})
     assert len(rep.peer_clock) == cap and len(rep.peer_eager) == cap
+
+
+def test_a_forked_author_is_not_chased() -> None:
+    """After a fork is refused, peers ahead on that author are neither asked nor waited for,
+    so none of them is made to send the refused branch again; after SHUN_TIME it is chased
+    again."""
+    local = {AUTHOR: 3}
+    fw = Forwarding()
+    reps = {p: v2_session({AUTHOR: 3}, local) for p in (P1, P2)}
+    for peer, rep in reps.items():
+        fw.add(peer, rep, local, 0.0)
+    fw.notes(P1, reps[P1].receive_notes([(AUTHOR, 600, False)], local), local, 1.0)
+    fw.hold([AUTHOR], 1.5)
+    assert fw.get_timer() is None
+    assert fw.notes(P2, reps[P2].receive_notes([(AUTHOR, 600, False)], local), local, 2.0) == set()
+    assert fw.get_timer() is None
+    fw.handle_timer(local, 1.5 + SHUN_TIME)
+    reps[P2].take_notes(local)
+    fw.notes(P2, reps[P2].receive_notes([(AUTHOR, 601, False)], local), local, 2.0 + SHUN_TIME)
+    assert fw.get_timer() is not None
