@@ -80,9 +80,10 @@ class Forwarding:
             if seq <= local_clock.get(author, 0) or self._is_held(author, now):
                 continue
             current = self.forwarder.get(author)
-            if current is None:
-                if not self._is_shunned(author, peer, now):
-                    self._assign(author, peer, touched)
+            if self._is_shunned(author, peer, now):
+                pass
+            elif current is None:
+                self._assign(author, peer, touched)
             elif self._sessions[current].peer_clock.get(author, 0) <= local_clock.get(author, 0):
                 # the forwarder has nothing more for us (as far as we know): this peer has
                 self._assign(author, peer, touched)
