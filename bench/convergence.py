@@ -7,6 +7,14 @@ mix of `workload.py` by default), so each hop ingests into derived tables of rea
 Baseline, measured in the same run: as many sequential loopback WebSocket round trips as the
 graph's hop distance from the announcer to the farthest node (the least a flood could take).
 Target: under 100 ms for 30 nodes. mDNS is off; everything stays on 127.0.0.1.
+
+`--first` times each announcer's first entry since the sessions started instead (replication v2
+forms its forwarding trees on it: one more round trip per hop, once per author).
+
+`--mesh K` measures amplification instead: K + 1 nodes in a full mesh (K sessions each), two
+authors announce `--announcements` circles between them, and the bench counts the entries the
+nodes received (`entries_received` per session, what `p2pnode peers` shows) against the copies
+they needed (announcements x K). Issue 13 target: at most 1.5 copies per needed copy.
 """
 
 from __future__ import annotations
@@ -120,7 +128,7 @@ def prefill_homes(root: Path, n: int, entries: int) -> None:
             shutil.copyfile(template, home / config.DATABASE_FILE)
 
 
-async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
+async def run(n: int, degree: int, rounds: int, prefill: int, first: bool = False) -> None:
     rng = random.Random(7)
     edges = random_regular_edges(n, degree, rng)
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,12 +146,14 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
             ) >= 2 * len(edges):
                 break
             await asyncio.sleep(0.05)
-        await nodes[0].set_profile("Announcer")
+        if not first:
+            await nodes[0].set_profile("Announcer")
         await asyncio.sleep(0.5)
         results = []
+        kind = "profile" if first else "circle"
         for r in range(rounds):
             announcer = r % n
-            if r:
+            if r and not first:
                 await nodes[announcer].set_profile(f"Announcer {r}")
                 await asyncio.sleep(0.3)
             arrived: dict[int, float] = {}
@@ -151,7 +161,7 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
 
             async def watch(i: int, node: Node, arrived=arrived, done=done) -> None:
                 async for event in node.events():
-                    if isinstance(event, EntryArrived) and event.kind == "circle":
+                    if isinstance(event, EntryArrived) and event.kind == kind:
                         arrived[i] = time.perf_counter()
                         if len(arrived) == n:
                             done.set()
@@ -160,7 +170,10 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
             watchers = [asyncio.create_task(watch(i, node)) for i, node in enumerate(nodes)]
             await asyncio.sleep(0)
             start = time.perf_counter()
-            await nodes[announcer].announce_circle({**CIRCLE, "name": f"Bench circle {r}"})
+            if first:
+                await nodes[announcer].set_profile(f"Announcer {r}")
+            else:
+                await nodes[announcer].announce_circle({**CIRCLE, "name": f"Bench circle {r}"})
             await asyncio.wait_for(done.wait(), 30)
             results.append(max(arrived.values()) - start)
             for w in watchers:
@@ -175,10 +188,65 @@ async def run(n: int, degree: int, rounds: int, prefill: int) -> None:
           f" each store pre-filled with {prefill} entries")
     print(f"loopback WebSocket round trip:   {rtt * 1000:.3f} ms (median of 200)")
     print(f"baseline: {hops} sequential round trips = {baseline * 1000:.2f} ms")
+    what = "an author's first entry" if first else "an announcement"
+    print(f"timed: {what} (each round's announcer is node r mod {n})")
     print(f"convergence, median of {rounds}:     {median * 1000:.1f} ms "
           f"(min {min(results) * 1000:.1f}, max {max(results) * 1000:.1f})")
     print(f"ratio to baseline:               {median / baseline:.1f}x")
     print(f"target < 100 ms:                 {'met' if median < 0.1 else 'NOT met'}")
+
+
+async def run_mesh(connections: int, announcements: int) -> None:
+    """Full mesh of `connections` + 1 nodes; copies of each new entry received per node."""
+    n = connections + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        prefill_homes(Path(tmp), n, 0)
+        nodes = [Node(Path(tmp) / f"n{i}", port=0, host="127.0.0.1", mdns=False, control=False)
+                 for i in range(n)]
+        for node in nodes:
+            await node.start()
+        for a in range(n):
+            for b in range(a + 1, n):
+                nodes[a].peers.add_address("127.0.0.1", nodes[b].port)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                len(node.peers.open_connections()) == connections for node in nodes):
+            await asyncio.sleep(0.05)
+        authors = nodes[:2]
+        for i, node in enumerate(authors):
+            await node.set_profile(f"Author {i}")
+        await _all_hold(nodes, authors)
+        await asyncio.sleep(0.5)
+
+        def received() -> int:
+            return sum(c.replication.entries_received
+                       for node in nodes for c in node.peers.open_connections())
+
+        before = received()
+        start = time.perf_counter()
+        for k in range(announcements):
+            await authors[k % 2].announce_circle({**CIRCLE, "name": f"Mesh circle {k}"})
+        await _all_hold(nodes, authors)
+        elapsed = time.perf_counter() - start
+        await asyncio.sleep(0.5)  # copies still in flight count too
+        copies = received() - before
+        for node in nodes:
+            await node.close()
+    needed = announcements * connections
+    print(f"full mesh: {n} nodes, {connections} sessions each, {announcements} announcements"
+          f" by 2 authors: {copies} entries received, {needed} needed:"
+          f" {copies / needed:.2f} copies per needed copy (all held after {elapsed:.2f} s)")
+
+
+async def _all_hold(nodes: list[Node], authors: list[Node], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        heads = {a.node_id: a.clock_snapshot()[a.node_id] for a in authors}
+        if all(node.clock_snapshot().get(author, 0) >= seq
+               for node in nodes for author, seq in heads.items()):
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the mesh did not converge")
 
 
 def main() -> None:
@@ -188,8 +256,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--prefill", type=int, default=50_000,
                         help="entries of the realistic mix in every store before the start")
+    parser.add_argument("--mesh", type=int, metavar="K",
+                        help="measure copies per needed copy in a full mesh of K sessions each")
+    parser.add_argument("--announcements", type=int, default=40)
+    parser.add_argument("--first", action="store_true",
+                        help="time each announcer's first entry since the sessions started"
+                             " (replication v2 forms its forwarding trees on it)")
     args = parser.parse_args()
-    asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill))
+    if args.mesh:
+        asyncio.run(run_mesh(args.mesh, args.announcements))
+    else:
+        asyncio.run(run(args.nodes, args.degree, args.rounds, args.prefill, args.first))
 
 
 if __name__ == "__main__":

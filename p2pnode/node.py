@@ -41,12 +41,14 @@ from p2pnode.errors import DiskFull, HomeError, InvalidInput, NodeError, NotRunn
 from p2pnode.events import EntryArrived, EventBus, NodeEvent, PeerDiscovered
 from p2pnode.home import Home
 from p2pnode.net.connection import PeerConnection
+from p2pnode.net.forwarding import ForwardingDriver
 from p2pnode.net.peers import PeerManager, selection_limits
 from p2pnode.net.server import control_app, peer_app, split_host_port
 from p2pnode.store import inbox, queries
 from p2pnode.store.database import IngestReport
 from p2pnode.store.models import CircleDetail, CircleSummary, Resource
 from protocol.entry import Entry
+from protocol.frames import REPLICATION_VERSION
 from protocol.identity import fingerprint, node_id_text
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ class Node:
         session_limits: dict[str, Any] | None = None,
         upload_rate: float | None = None,
         max_peers: int | None = None,
+        replication_version: int = REPLICATION_VERSION,
     ) -> None:
         self.home_path = Path(home)
         self.requested_port = port
@@ -128,10 +131,13 @@ class Node:
         self.cooperating_responders = cooperating_responders
         self.session_limits = dict(session_limits or {})
         self.upload_rate = upload_rate
+        #: the replication version sessions speak (1 only in tests: a node that pushes all)
+        self.replication_version = replication_version
         #: set while the disk holding the home is full (what peers send is not stored)
         self._disk_full: DiskFull | None = None
         self.bus = EventBus()
         self.peers = PeerManager(self, None if max_peers is None else selection_limits(max_peers))
+        self.forwarding = ForwardingDriver(self.clock_view, self.peers.open_connections)
         self.home: Home | None = None
         self.port: int | None = None
         self.started_ms: int | None = None
@@ -197,6 +203,7 @@ class Node:
             self.add_peer(address)
         if self.mdns:
             await self._start_discovery()
+        self._spawn(self.forwarding.run(), "forwarding")
         self._spawn(self._watch_database(), "watch-database")
         self._spawn(self._prune_periodically(), "prune")
 
@@ -396,6 +403,7 @@ class Node:
                 self._clock[author] = seq
             seqs.append((author, seq))
             self.bus.publish(EntryArrived(entry_id, author, seq, kind, author == own))
+        self.forwarding.stored({author for author, _ in seqs})
         for conn in self.peers.open_connections():
             conn.entries_stored(seqs)
         if self._recovery_target is not None and self._clock.get(own, 0) >= self._recovery_target:

@@ -32,6 +32,10 @@ MAX_WANT_PAIRS = 1024
 MAX_ENTRIES = 256
 MAX_BLOB_IDS = 1024
 MAX_BODY_IDS = 256
+MAX_NOTES = 1024
+#: Replication versions: 1 pushes everything (no ``replication`` frame); 2 forwards per author
+#: on request (PROTOCOL.md 5).
+REPLICATION_VERSION = 2
 #: Largest ``data`` in one ``blob_data`` frame.
 MAX_BLOB_DATA = 60 * 1024
 MAX_CODE_LENGTH = 32
@@ -91,6 +95,24 @@ class WantBodies(Frame):
 
     TYPE: ClassVar[str] = "want_bodies"
     entry_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationHello(Frame):
+    """The sender speaks replication ``version`` (2: per-author forwarding); sent before its
+    first ``clock`` frame. A peer that never sends it speaks version 1."""
+
+    TYPE: ClassVar[str] = "replication"
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notes(Frame):
+    """Replication v2 notes: ``(author, seq, eager)``: the sender holds ``author`` up to ``seq``;
+    ``eager``: push that author's later entries to it; otherwise only tell it how far you are."""
+
+    TYPE: ClassVar[str] = "notes"
+    notes: tuple[tuple[bytes, int, bool], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +299,27 @@ def _decode_want_bodies(items: list[Any]) -> WantBodies:
     return WantBodies(tuple(ids))
 
 
+def _decode_replication(items: list[Any]) -> ReplicationHello:
+    _shape(items, 2)
+    return ReplicationHello(_uint(items[1], "frame.version", MAX_UINT32, 1))
+
+
+def _decode_notes(items: list[Any]) -> Notes:
+    _shape(items, 2)
+    notes = _list(items[1], "frame.notes", MAX_NOTES)
+    out = []
+    for i, note in enumerate(notes):
+        if type(note) is not list or len(note) != 3:
+            raise MalformedError("must be an array [author, seq, eager]", f"frame.notes[{i}]")
+        author, seq, eager = note
+        _id(author, f"frame.notes[{i}].author")
+        _uint(seq, f"frame.notes[{i}].seq")
+        if type(eager) is not bool:
+            raise MalformedError("must be true or false", f"frame.notes[{i}].eager")
+        out.append((author, seq, eager))
+    return Notes(tuple(out))
+
+
 def _decode_have_blobs(items: list[Any]) -> HaveBlobs:
     _shape(items, 2)
     ids = _list(items[1], "frame.blob_ids", MAX_BLOB_IDS)
@@ -345,6 +388,8 @@ _DECODERS: dict[str, Callable[[list[Any]], Frame]] = {
     Entries.TYPE: _decode_entries,
     Want.TYPE: _decode_want,
     WantBodies.TYPE: _decode_want_bodies,
+    ReplicationHello.TYPE: _decode_replication,
+    Notes.TYPE: _decode_notes,
     HaveBlobs.TYPE: _decode_have_blobs,
     BlobGet.TYPE: _decode_blob_get,
     BlobData.TYPE: _decode_blob_data,
@@ -533,6 +578,10 @@ def _wire(frame: Frame) -> list[Any]:
         items = ["want", [list(pair) for pair in frame.pairs]]
     elif isinstance(frame, WantBodies):
         items = ["want_bodies", list(frame.entry_ids)]
+    elif isinstance(frame, ReplicationHello):
+        items = ["replication", frame.version]
+    elif isinstance(frame, Notes):
+        items = ["notes", [list(note) for note in frame.notes]]
     elif isinstance(frame, HaveBlobs):
         items = ["have_blobs", list(frame.blob_ids)]
     elif isinstance(frame, BlobGet):
@@ -592,6 +641,12 @@ def split_pairs(
     items = list(pairs)
     groups = [tuple(items[i : i + per_frame]) for i in range(0, len(items), per_frame)]
     return groups or [()]
+
+
+def note_frames(notes: Iterable[tuple[bytes, int, bool]]) -> list[Notes]:
+    """`Notes` frames of at most `MAX_NOTES` notes each (none for no notes)."""
+    items = list(notes)
+    return [Notes(tuple(items[i : i + MAX_NOTES])) for i in range(0, len(items), MAX_NOTES)]
 
 
 def clock_frames(clock: Iterable[tuple[bytes, int]]) -> list[Clock]:

@@ -1,5 +1,12 @@
 """The replication state of one session (SSB EBT style), as a sans-IO object: clocks in, work out.
 
+Two versions (PROTOCOL.md 5): a v2 side sends ``replication 2`` before its clock. When both
+sides did, the session is *v2*: after the clocks nothing is pushed until the peer asks for an
+author with an eager note (`receive_notes`); new entries of other authors only queue a lazy note
+(`take_notes`). Which peer we ask for which author is decided node-wide by
+`protocol.forwarding.Forwarding`, which calls `request`. Otherwise (the peer never announced v2,
+or we were made to speak v1) the v1 rules below hold unchanged: push everything.
+
 Rules:
 - On session start each side sends its whole clock `{author: latest seq}` (possibly over several
   `clock` frames, the last marked final). Until the peer's final clock arrives we send nothing.
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from .frames import MAX_BODY_IDS
+from .frames import MAX_BODY_IDS, REPLICATION_VERSION
 
 #: seconds before the same `want` (author, from_seq) is sent or honoured again
 WANT_INTERVAL = 10.0
@@ -66,7 +73,21 @@ class ResendBudget:
 class Replication:
     """What one peer holds, as far as we know, and which authors we still owe it."""
 
-    def __init__(self, resend: ResendBudget | None = None) -> None:
+    def __init__(self, resend: ResendBudget | None = None, *,
+                 version: int = REPLICATION_VERSION) -> None:
+        #: the replication version we speak (1 only in tests: never announce v2)
+        self.version = version
+        #: the version the peer announced (1 until a ``replication`` frame says otherwise)
+        self.peer_version = 1
+        self._clock_started = False
+        #: v2: authors the peer asked us to push (its last note for them was eager)
+        self.peer_eager: set[bytes] = set()
+        #: v2: authors we asked the peer to push (our notes to it say eager)
+        self.requested: set[bytes] = set()
+        #: v2: authors to send a note about -> True when our eager flag changed (always sent)
+        self._notes: dict[bytes, bool] = {}
+        self.notes_sent = 0
+        self.notes_received = 0
         self.peer_clock: dict[bytes, int] = {}
         self.peer_clock_final = False
         self._dirty: set[bytes] = set()
@@ -83,31 +104,115 @@ class Replication:
         #: pairs of the last `receive_want` that asked again for what we had just sent
         self.reasked = 0
 
+    @property
+    def v2(self) -> bool:
+        """Both sides speak replication v2: push only what the peer asks for."""
+        return self.version >= 2 and self.peer_version >= 2
+
+    def receive_hello(self, version: int) -> bool:
+        """The peer announced its replication version.
+
+        Returns:
+            False when the frame was refused: it came after the peer's first clock frame.
+        """
+        if self._clock_started:
+            return False
+        self.peer_version = version
+        return True
+
     def receive_clock(self, pairs: Iterable[tuple[bytes, int]], final: bool,
                       local_clock: Mapping[bytes, int]) -> bool:
-        """Take (part of) the peer's clock; on the final part, owe it what it lacks.
+        """Take (part of) the peer's clock; on the final part, owe it what it lacks (v1).
 
         Returns:
             False when the frame was refused: the peer's clock was already complete.
         """
         if self.peer_clock_final:
             return False
+        self._clock_started = True
         for author, seq in pairs:
-            if author not in local_clock and author not in self.peer_clock:
-                if self._unknown_authors >= MAX_UNKNOWN_AUTHORS:
-                    continue
-                self._unknown_authors += 1
+            if not self._may_remember(author, local_clock):
+                continue
             if seq > self.peer_clock.get(author, 0):
                 self.peer_clock[author] = seq
         if final and not self.peer_clock_final:
             self.peer_clock_final = True
-            self._dirty.update(
-                author for author, seq in local_clock.items()
-                if seq > self.peer_clock.get(author, 0)
-            )
+            if not self.v2:
+                self._dirty.update(
+                    author for author, seq in local_clock.items()
+                    if seq > self.peer_clock.get(author, 0)
+                )
             self._dirty.update(self._pending_local)
             self._pending_local.clear()
         return True
+
+    def _may_remember(self, author: bytes, local_clock: Mapping[bytes, int]) -> bool:
+        """Authors we do not hold are remembered only up to `MAX_UNKNOWN_AUTHORS`."""
+        if author in local_clock or author in self.peer_clock:
+            return True
+        if self._unknown_authors >= MAX_UNKNOWN_AUTHORS:
+            return False
+        self._unknown_authors += 1
+        return True
+
+    def receive_notes(self, notes: Iterable[tuple[bytes, int, bool]],
+                      local_clock: Mapping[bytes, int]) -> list[tuple[bytes, int]]:
+        """Take the peer's v2 notes: how far it is, and whether it wants an author pushed.
+
+        Returns:
+            (author, seq) of the notes showing the peer ahead of us (for `Forwarding.notes`).
+        """
+        ahead = []
+        for author, seq, eager in notes:
+            self.notes_received += 1
+            if not self._may_remember(author, local_clock):
+                continue
+            if seq > self.peer_clock.get(author, 0):
+                self.peer_clock[author] = seq
+            if eager:
+                if author not in self.peer_eager:
+                    self.peer_eager.add(author)
+                    self._owe(author)
+                elif local_clock.get(author, 0) > self.peer_clock.get(author, 0):
+                    self._owe(author)
+            else:
+                self.peer_eager.discard(author)
+            if seq > local_clock.get(author, 0):
+                ahead.append((author, seq))
+        return ahead
+
+    def _owe(self, author: bytes) -> None:
+        if self.peer_clock_final:
+            self._dirty.add(author)
+        else:
+            self._pending_local.add(author)
+
+    def request(self, author: bytes, eager: bool) -> bool:
+        """Ask the peer to push `author` (eager) or to stop (lazy notes only): queues a note.
+
+        Returns:
+            True when our flag for that author changed (a note is then owed to the peer).
+        """
+        if eager == (author in self.requested):
+            return False
+        if eager:
+            self.requested.add(author)
+        else:
+            self.requested.discard(author)
+        self._notes[author] = True
+        return True
+
+    def take_notes(self, local_clock: Mapping[bytes, int]) -> list[tuple[bytes, int, bool]]:
+        """The notes owed to the peer since the last call: every changed eager flag, and a lazy
+        note for each author we now hold further than the peer does."""
+        out = []
+        for author, changed in self._notes.items():
+            seq = local_clock.get(author, 0)
+            if changed or seq > self.peer_clock.get(author, 0):
+                out.append((author, seq, author in self.requested))
+        self._notes.clear()
+        self.notes_sent += len(out)
+        return out
 
     def receive_want(self, pairs: Iterable[tuple[bytes, int]], local_clock: Mapping[bytes, int],
                      now: float) -> int:
@@ -157,15 +262,17 @@ class Replication:
                 self.peer_clock[author] = seq
 
     def local_entries(self, seqs: Iterable[tuple[bytes, int]]) -> bool:
-        """New entries were stored here; returns True when the peer is now owed something."""
+        """New entries were stored here; returns True when the peer is now owed something
+        (v1: the entries; v2: the entries of authors it asked for, a lazy note for the rest)."""
         owed = False
+        v2 = self.v2
         for author, seq in seqs:
             if seq > self.peer_clock.get(author, 0):
                 owed = True
-                if self.peer_clock_final:
-                    self._dirty.add(author)
+                if v2 and author not in self.peer_eager:
+                    self._notes.setdefault(author, False)
                 else:
-                    self._pending_local.add(author)
+                    self._owe(author)
         return owed
 
     def take_dirty(self) -> set[bytes]:
@@ -175,7 +282,7 @@ class Replication:
 
     @property
     def has_work(self) -> bool:
-        return bool(self._dirty)
+        return bool(self._dirty or self._notes)
 
     def next_seq(self, author: bytes) -> int:
         """The first seq of `author` the peer does not hold."""

@@ -5,7 +5,8 @@ Tasks, all owned by `PeerConnection.run` and cancelled with it:
 - writer: the only task that writes to the socket, so Noise messages leave in the order they
   were encrypted; callers wait (`_room`) when the queue is full: that is our flow control;
 - ticker: the session's keep-alive and timeouts (`get_timer` / `handle_timer`);
-- sender: catch-up and live push of entries the peer lacks (see `protocol.replication`);
+- sender: catch-up and live push of entries the peer lacks, and replication v2 notes (see
+  `protocol.replication`; which peer forwards which author is `host.forwarding`'s choice);
 - ingester: received entry batches into the store, off the event loop; the frames that queued
   while one transaction committed go into the next one together (one commit, one fsync, for
   all of them); the reader waits when `_INGEST_QUEUE_BATCHES` frames are queued, so a fast peer
@@ -87,7 +88,8 @@ class PeerConnection:
             now=self.started,
             **limits,
         )
-        self.replication = Replication(manager.resend_budget(address))
+        self.replication = Replication(manager.resend_budget(address),
+                                       version=host.replication_version)
         #: entry ids whose bodies the peer asked for, not yet answered; and what it may ask
         self._body_asks: list[bytes] = []
         self._body_budget = BodyBudget(self.started)
@@ -141,6 +143,10 @@ class PeerConnection:
             else:
                 break
         self.send(frame)
+
+    def wake_sender(self) -> None:
+        """The replication state has something to send (notes, entries)."""
+        self._wake_sender.set()
 
     def entries_stored(self, rows: list[tuple[bytes, int]]) -> None:
         """New entries exist here (ours or anyone's): push what the peer lacks."""
@@ -221,6 +227,7 @@ class PeerConnection:
             with contextlib.suppress(Exception):
                 await self.ws.close()
             if self.peer_id is not None:
+                self.host.forwarding.session_closed(self)
                 self.manager.unregister(self)
             self.finished.set()
 
@@ -289,6 +296,9 @@ class PeerConnection:
             return
         self.connected_since_ms = int(time.time() * 1000)
         self._opened.set()
+        if self.replication.version >= 2:
+            # before the clock: a v1 peer ignores it (an unknown frame type) and pushes all
+            self.send(fr.ReplicationHello(fr.REPLICATION_VERSION))
         for frame in fr.clock_frames(self.host.clock_snapshot().items()):
             self.send(frame)
         self.host.on_session_open(self)
@@ -304,9 +314,20 @@ class PeerConnection:
                 self.manager.penalise(self, "clock frame after the final one", 10)
                 return
             if frame.final:
+                if self.replication.v2:
+                    self.host.forwarding.session_ready(self)
                 self.host.on_peer_clock(self)
                 self.manager.bodies.wake()
             self._wake_sender.set()
+        elif isinstance(frame, fr.Notes):
+            if self.replication.v2:
+                ahead = self.replication.receive_notes(frame.notes, self.host.clock_view())
+                self.host.forwarding.notes(self, ahead)
+                if self.replication.has_work:
+                    self._wake_sender.set()
+        elif isinstance(frame, fr.ReplicationHello):
+            if not self.replication.receive_hello(frame.version):
+                self.manager.penalise(self, "replication frame after its clock", 10)
         elif isinstance(frame, fr.Want):
             ignored = self.replication.receive_want(frame.pairs, self.host.clock_view(),
                                                     time.monotonic())
@@ -354,6 +375,9 @@ class PeerConnection:
         while not self._closing:
             await self._wake_sender.wait()
             self._wake_sender.clear()
+            notes = self.replication.take_notes(self.host.clock_view())
+            for frame in fr.note_frames(notes):  # small, and what trees are made of: first
+                self.send(frame)
             for author in self.replication.take_dirty():
                 await self._send_feed(author)
             if self._body_asks:
@@ -418,6 +442,8 @@ class PeerConnection:
                     author, seq = entry.header.author, entry.header.seq
                     self._unstored[author] = min(seq, self._unstored.get(author, seq))
                 self._unstored_at = time.monotonic()
+                # the stall is ours: no forwarder is blamed before we ask again
+                self.host.forwarding.suspend(replication.RESEND_MEMORY + 5.0)
                 continue
             if report.filled:
                 # peers we gave these entries to may hold them bodiless too: pass the bodies on
@@ -428,6 +454,11 @@ class PeerConnection:
                     self.manager.bodies.wake()  # a relay may have stripped them
             now = time.monotonic()
             self.replication.note_refused(report.blocked, now)
+            if report.blocked and self.replication.v2:
+                # a fork is the author's doing, not the forwarder's: stop chasing that feed
+                forked = {e.header.author for e, why in report.rejected if why.startswith("fork")}
+                self.host.forwarding.hold(forked)
+                self.host.forwarding.refused(self, set(report.blocked) - forked)
             # gaps behind entries we could not store are asked for once there is room
             gaps = {a: seq for a, seq in report.gaps.items() if a not in self._unstored}
             wants = self.replication.wants(gaps, now)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from p2pnode.events import EventBus, NodeEvent
     from p2pnode.net.connection import PeerConnection
+    from p2pnode.net.forwarding import ForwardingDriver
     from p2pnode.store.database import IngestReport
     from p2pnode.store.inbox import Notice
     from p2pnode.store.models import CircleDetail, CircleSummary, Resource
@@ -37,6 +38,10 @@ class PeerHost(Protocol):
     session_limits: Mapping[str, Any]
     #: where peers coming and going are published
     bus: EventBus
+    #: which peer forwards which author to us (replication v2)
+    forwarding: ForwardingDriver
+    #: the replication version sessions speak (1 only in tests)
+    replication_version: int
 
     def clock_snapshot(self) -> dict[bytes, int]:
         """A copy of our clock: author -> latest seq held."""

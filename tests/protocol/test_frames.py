@@ -20,6 +20,7 @@ from protocol.frames import (
     MAX_CLOCK_PAIRS,
     MAX_ENTRIES,
     MAX_FRAME_SIZE,
+    MAX_NOTES,
     MAX_UINT,
     MAX_UINT32,
     MAX_WANT_PAIRS,
@@ -32,8 +33,10 @@ from protocol.frames import (
     ErrorFrame,
     Frame,
     HaveBlobs,
+    Notes,
     Ping,
     Pong,
+    ReplicationHello,
     UnknownFrame,
     Want,
     WantBodies,
@@ -78,6 +81,9 @@ EXAMPLES: list[Frame] = [
     Want(((ID_A, 1), (ID_B, 7))),
     HaveBlobs((ID_A, ID_B)),
     WantBodies((ID_A, ID_B)),
+    ReplicationHello(2),
+    Notes(((ID_A, 0, True), (ID_B, MAX_UINT, False))),
+    Notes(()),
     BlobGet(7, ID_A, "manifest", 0),
     BlobGet(MAX_UINT32, ID_B, "chunk", 16383),
     BlobData(7, 0, b"abc", 3),
@@ -541,3 +547,17 @@ def test_blob_data_decode_fast_path_edges() -> None:
     for data in cases[1:]:
         if _outcome(frames_module._decode_generic, data)[0] != "ok":
             assert frames_module._decode_blob_data_fast(data) is None, data
+
+
+def test_replication_v2_frames_are_strict() -> None:
+    """`replication` takes one uint32 >= 1; `notes` takes at most 1024 [bin32, uint, bool]."""
+    assert msgpack.unpackb(encode_frame(ReplicationHello(2))) == ["replication", 2]
+    assert msgpack.unpackb(encode_frame(Notes(((ID_A, 3, True),)))) == ["notes", [[ID_A, 3, True]]]
+    full = Notes(tuple((bytes([i % 256]) * 32, MAX_UINT, True) for i in range(MAX_NOTES)))
+    assert len(encode_frame(full)) <= MAX_FRAME_SIZE
+    for bad in (["replication", 0], ["replication", True], ["replication", 2, 3],
+                ["notes", [[ID_A, 3, 1]]], ["notes", [[ID_A[:31], 3, True]]],
+                ["notes", [[ID_A, -1, False]]], ["notes", [[ID_A, 3]]],
+                ["notes", [[ID_A, 1, True]] * (MAX_NOTES + 1)]):
+        with pytest.raises(MalformedError):
+            decode_frame(pack(bad))
