@@ -282,3 +282,23 @@ async def test_meeting_mode_works_attached_to_a_running_node(cli, open_app, tmp_
         assert note["plus"] == ["works attached"] and note["attendance"] == 0
     finally:
         await node.close()
+
+
+async def test_names_in_the_attendance_are_shown_as_written(nodes, open_app):
+    """A name is never read as markup (one typed as a walk-in here; a peer's profile name goes
+    the same way): "[/b] Zoë [red]" is listed and counted as typed, and an empty roster says
+    how to record who came."""
+    ben = await nodes.start("ben")
+    await ben.perform(actions.set_profile, "Ben")
+    circle = (await ben.perform(actions.announce_circle, circle_body(
+        [], name="Python for Everybody", start=days_from_today(7)))).id
+    async with open_app(ben, welcome=False) as pilot:
+        screen = await open_meeting_mode(pilot, circle)
+        assert "Nobody has signed up" in text_of(screen, "#attendance-title")
+        screen.query_one("#walk-in", Input).focus()
+        await pilot.press(*"[/b] Zoë [red]", "enter")
+        await settle(pilot)
+        listed = screen.query_one("#attendance-list", SelectionList)
+        assert [str(listed.get_option_at_index(0).prompt)] == ["[/b] Zoë [red]  came along"]
+        assert "Came 1" in text_of(screen, "#attendance-title")
+        assert "Nobody has signed up" not in text_of(screen, "#attendance-title")

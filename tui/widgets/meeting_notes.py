@@ -15,6 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, OptionList, SelectionList, Static
 from textual.widgets.selection_list import Selection
@@ -32,7 +33,7 @@ class Attendance(Vertical):
     DEFAULT_CSS = """
     Attendance { width: 1fr; height: 1fr; border: round $panel; }
     Attendance:focus-within { border: round $accent; }
-    Attendance #attendance-title { height: 1; padding: 0 1; }
+    Attendance #attendance-title { height: auto; padding: 0 1; }
     Attendance SelectionList { height: 1fr; border: none; padding: 0; }
     Attendance Input { height: 1; border: none; }
     """
@@ -56,13 +57,17 @@ class Attendance(Vertical):
         rows = [(p["name"], _RSVP_MARK[p["rsvp"]], p["key"]) for p in roster]
         rows += [(who, "came along", who) for who in present if who not in known]
         listed.clear_options()
-        listed.add_options([Selection(f"{name}  [dim]{mark}[/dim]" if mark else name, key,
-                                      key in present) for name, mark, key in rows])
+        # names come from peers (and walk-ins are typed): never read as markup
+        listed.add_options([Selection(escape(name) + (f"  [dim]{mark}[/dim]" if mark else ""),
+                                      key, key in present) for name, mark, key in rows])
         if rows:  # a row is highlighted from the start: space ticks it at once
             listed.highlighted = min(highlighted or 0, len(rows) - 1)
         expected = sum(1 for p in roster if p["rsvp"] is True)
-        self.query_one("#attendance-title", Static).update(
-            f"[b]Came[/b] {len(present)}" + (f" · said yes {expected}" if expected else ""))
+        title = f"[b]Came[/b] {len(present)}" + (f" · said yes {expected}" if expected else "")
+        if not rows:
+            title += ("\n[dim]Nobody has signed up or said yes yet: type the name of each "
+                      "person who came below.[/dim]")
+        self.query_one("#attendance-title", Static).update(title)
 
     @on(SelectionList.SelectionToggled)
     def _toggled(self, event: SelectionList.SelectionToggled) -> None:
