@@ -46,6 +46,7 @@ ADD_MINUTES = 5
 _TICK_S = 1.0
 #: from this width on, last time's plus/delta stays in view as a fourth column
 _LAST_TIME_MIN_WIDTH = 120
+_BIG_CLOCK_MIN_HEIGHT = 40
 _ROSTER_KINDS = frozenset({"rsvp", "join", "join.accept", "profile", "delete", "meeting.note",
                            "circle.update", "circle.cancel"})
 
@@ -113,6 +114,8 @@ class MeetingScreen(NodeScreen):
     def on_resize(self) -> None:
         # last time's plus/delta beside this meeting's, where there is room for a 4th column
         self.query_one("#last-time").display = self.size.width >= _LAST_TIME_MIN_WIDTH
+        # the time in block pixels where the terminal is tall enough to spare the rows
+        self.query_one(PhaseClock).big = self.size.height >= _BIG_CLOCK_MIN_HEIGHT
 
     # -- loading -----------------------------------------------------------------------------
     @work(exclusive=True, group="meeting-open", exit_on_error=False)

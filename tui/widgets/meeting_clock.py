@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
+from textual.reactive import reactive
 from textual.widgets import Digits, ProgressBar, Static
 
 from p2pnode import meeting
 from p2pnode.meeting import PHASES, MeetingDraft, PhaseStatus
+from tui.widgets.big_clock import BigClock
 
 #: how each phase is named on screen, and what it is for (P2PU's meeting shape)
 PHASE_TITLES = {"check-in": "Check-in", "coursework": "Coursework", "activity": "Activity",
@@ -74,17 +76,24 @@ class PhaseClock(Vertical):
     PhaseClock.-done #phase-band { background: $success; color: $background; }
     PhaseClock Center { height: auto; }
     PhaseClock Digits { width: auto; }
-    PhaseClock.-over Digits { color: $warning; }
+    PhaseClock BigClock { display: none; height: 12; color: $text; }
+    PhaseClock.-big BigClock { display: block; }
+    PhaseClock.-big Center { display: none; }
+    PhaseClock.-over Digits, PhaseClock.-over BigClock { color: $warning; }
     PhaseClock #phase-line { height: 1; padding: 0 1; }
     PhaseClock #phase-caption { width: 1fr; color: $text-muted; }
     PhaseClock ProgressBar { width: auto; }
     PhaseClock ProgressBar Bar { width: 20; }
     """
 
+    #: draw the time in block pixels (`BigClock`) instead of three-row `Digits`
+    big = reactive(False, toggle_class="-big")
+
     def compose(self) -> ComposeResult:
         yield Static(id="phase-band")
         with Center():
             yield Digits("00:00", id="phase-time")
+        yield BigClock(id="phase-time-big")
         with Horizontal(id="phase-line"):
             yield Static(id="phase-caption")
             yield ProgressBar(total=100, show_eta=False, id="meeting-progress")
@@ -102,7 +111,7 @@ class PhaseClock(Vertical):
         if status is None:
             band.update("ALL FOUR PHASES DONE" + (" — NOTE PUBLISHED" if draft.finished
                                                    else " — FINISH WITH f"))
-            digits.update(clock_text(0))
+            time_text = clock_text(0)
             caption.update("the meeting is over" if draft.finished
                            else "press f to finish and publish the note")
         else:
@@ -110,12 +119,14 @@ class PhaseClock(Vertical):
             state = ("  ·  NOT STARTED" if not draft.started
                      else "  ·  PAUSED" if draft.paused else "")
             band.update(f"{status.index + 1}/{len(PHASES)}  {title}{state}")
-            digits.update(f"+{clock_text(status.over_s)}" if over
-                          else clock_text(status.remaining_s))
+            time_text = (f"+{clock_text(status.over_s)}" if over
+                         else clock_text(status.remaining_s))
             minutes = status.allotted_s / 60
             spent = f"{clock_text(status.elapsed_s)} of {minutes:g} min"
             caption.update(f"{spent} — over by {clock_text(status.over_s)}" if over
                            else f"{spent} — {PHASE_HINTS[status.name]}")
+        digits.update(time_text)
+        self.query_one(BigClock).value = time_text
         self.query_one(ProgressBar).update(total=100, progress=_progress(draft, status))
         return status
 
