@@ -11,7 +11,7 @@ import dataclasses
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import ItemGrid, VerticalScroll
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Markdown, Static
@@ -31,10 +31,12 @@ _DETAIL_KINDS = frozenset({"circle", "circle.update", "circle.cancel", "join", "
 #: action name -> (button label, who may do it); the order is the buttons' order
 ACTIONS = {
     "meeting": "Meeting mode", "join": "Join", "leave": "Leave",
-    "forget": "Leave & delete my sign-up",
+    "forget": "Delete sign-up",
     "rsvp": "RSVP next", "calendar": "Add to calendar", "feedback": "Give feedback",
     "edit": "Edit", "cancel": "Cancel circle", "note": "Meeting note", "signups": "Sign-ups",
 }
+#: a column fits the widest label (15) and a compact button's padding; four columns at 80
+_BUTTON_WIDTH = 19
 _FACILITATOR_ONLY = {"meeting", "edit", "cancel", "note", "signups"}
 
 
@@ -80,7 +82,8 @@ class DetailScreen(NodeScreen):
             yield DataTable(id="meetings", cursor_type="row", zebra_stripes=True)
             yield Static(id="people")
             yield Static(id="extras")
-        with Horizontal(id="actions"):
+        # buttons wrap onto a second row rather than run off a narrow terminal
+        with ItemGrid(id="actions", min_column_width=_BUTTON_WIDTH):
             for name, label in ACTIONS.items():
                 yield Button(label, id=f"do-{name}", compact=True)
         yield Footer()
@@ -174,7 +177,7 @@ class DetailScreen(NodeScreen):
         section.display = bool(text)
         button = self.query_one("#do-meeting", Button)
         today = meeting_on(d, circle_today(d, now)) is not None
-        button.label = "▶ Run today's meeting" if today else "Meeting mode (dry run)"
+        button.label = "▶ Run meeting" if today else "Dry-run meeting"
         button.variant = "success" if today else "default"
 
     def _show_meetings(self, d: CircleDetail) -> None:
