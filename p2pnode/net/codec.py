@@ -7,8 +7,9 @@ types:
 
 - `bytes` stay msgpack binaries, `str` strings, `dict` maps (keys may be bytes), `list` arrays;
 - ext 1: a dataclass of a fixed registry (the views in `store.models`, `inbox.Notice`, every
-  event in `events`), as ``[class name, [field values in order]]``; a name outside the registry
-  is refused, so a body can never make the other side build an arbitrary object;
+  event in `events`, what `share` and an import return), as ``[class name, [field values in
+  order]]``; a name outside the registry is refused, so a body can never make the other side
+  build an arbitrary object;
 - ext 2: a `tuple` (the views' fields are tuples; arrays come back as lists);
 - ext 3: a signed `Entry` in its wire form (what most actions return);
 - ext 4: a `pathlib.Path`.
@@ -29,7 +30,8 @@ import msgpack
 
 from p2pnode import errors as node_errors
 from p2pnode import events
-from p2pnode.store import inbox, models
+from p2pnode.blobs import resources
+from p2pnode.store import exchange, inbox, models
 from protocol import errors as protocol_errors
 from protocol.entry import Entry, entry_from_parts
 
@@ -47,6 +49,8 @@ _DATACLASSES: dict[str, type] = {
     **{name: cls for name, cls in vars(models).items()
        if isinstance(cls, type) and dataclasses.is_dataclass(cls)},
     "Notice": inbox.Notice,
+    "Shared": resources.Shared,
+    "ImportReport": exchange.ImportReport,
     **_classes_of(events, events.NodeEvent),
 }
 _ERRORS: dict[str, type[BaseException]] = {
