@@ -23,10 +23,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from p2pnode import actions
 from p2pnode.blobs import resources
-from p2pnode.blobs.resources import Shared
 from p2pnode.events import NodeEvent
 from p2pnode.store.inbox import Notice
-from p2pnode.store.models import CircleDetail, CircleSummary, Resource
+from p2pnode.store.models import CircleDetail, CircleSummary, Resource, Shared
 
 T = TypeVar("T")
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from p2pnode import doctor
-from p2pnode.blobs.resources import Shared
 from p2pnode.errors import NotRunning
 from p2pnode.store.exchange import ImportReport, export_entries, import_entries
+from p2pnode.store.models import Shared
 
 if TYPE_CHECKING:
     from p2pnode.node import Node

@@ -30,7 +30,6 @@ import msgpack
 
 from p2pnode import errors as node_errors
 from p2pnode import events
-from p2pnode.blobs import resources
 from p2pnode.store import exchange, inbox, models
 from protocol import errors as protocol_errors
 from protocol.entry import Entry, entry_from_parts
@@ -49,7 +48,6 @@ _DATACLASSES: dict[str, type] = {
     **{name: cls for name, cls in vars(models).items()
        if isinstance(cls, type) and dataclasses.is_dataclass(cls)},
     "Notice": inbox.Notice,
-    "Shared": resources.Shared,
     "ImportReport": exchange.ImportReport,
     **_classes_of(events, events.NodeEvent),
 }

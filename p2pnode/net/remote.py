@@ -26,13 +26,12 @@ from typing import Any, TypeVar
 import aiohttp
 
 from p2pnode import config
-from p2pnode.blobs.resources import Shared
 from p2pnode.errors import InvalidInput, NodeError, NotRunning
 from p2pnode.events import NodeEvent
 from p2pnode.net import codec
 from p2pnode.net.server import EVENTS_HEARTBEAT, EVENTS_READY, split_host_port
 from p2pnode.store.inbox import Notice
-from p2pnode.store.models import CircleDetail, CircleSummary, Resource
+from p2pnode.store.models import CircleDetail, CircleSummary, Resource, Shared
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
