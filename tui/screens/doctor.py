@@ -21,16 +21,17 @@ _MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("•", "yellow")
 
 
 def checklist(report: dict[str, Any]) -> Text:
-    """One line per check (a mark, the check, what it found) and its hint below when the
-    check is not plainly fine."""
+    """One line per check (a mark, the check, what it found) and its hint below (dim when the
+    check is fine: e.g. the firewall hint under the address others dial)."""
     text = Text()
     for check in report.get("checks", []):
         mark, colour = _MARKS.get(check.get("ok"), _MARKS[None])
         text.append(f" {mark} ", style=f"bold {colour}")
         text.append(f"{check.get('check')}: ", style="bold")
         text.append(f"{check.get('detail')}\n")
-        if check.get("hint") and check.get("ok") is not True:
-            text.append(f"     {check['hint']}\n", style="italic")
+        if check.get("hint"):
+            text.append(f"     {check['hint']}\n", style="italic dim" if check.get("ok")
+                        else "italic")
     return text
 
 

@@ -143,20 +143,18 @@ class MeScreen(NodeScreen):
         self.status = status
         node_id = status.get("node_id")
         self.query_one("#identity", Static).update(Text.assemble(
-            "Fingerprint ", (status.get("fingerprint", ""), "bold"), "   (f copies it)\n",
+            "Fingerprint ", (status.get("fingerprint", ""), "bold"), "  (f copies it)\n",
             "Node id     ", (node_id_text(node_id) if node_id else "", "bold"),
-            "   (c copies it)\n",
-            ("Others see your name with the fingerprint beside it; the id is your public key.",
-             "italic")))
+            "  (c copies it)\n",
+            ("Others see your name with the fingerprint beside it.", "italic")))
         network = status.get("network", "")
         if network == _OPEN:
             where = Text.assemble(("the open network", "bold"), f" (id {network})")
         else:
             where = Text.assemble(("a private network", "bold"), f", id {network}")
         self.query_one("#network", Static).update(Text.assemble(
-            where, "\nSwitching networks needs a restart: quit, then start again with"
-            " --network-key FILE (p2pnode tui or p2pnode run), or without it for the open"
-            " network."))
+            where, "\nSwitching needs a restart: quit, then start with --network-key FILE"
+            " (or without it for the open network)."))
         self.query_one("#home", Static).update(Text(str(status.get("home", ""))))
 
     # -- name ----------------------------------------------------------------------------
@@ -224,6 +222,7 @@ class MeScreen(NodeScreen):
         bar.update(total=None, progress=0)
         bar.display = True
         result.update("exporting…")
+        result.scroll_visible()
         try:
             async for step in self.node.export_progress(path):
                 bar.update(total=max(1, step.get("total") or 1), progress=step.get("entries", 0))
@@ -241,6 +240,7 @@ class MeScreen(NodeScreen):
         bar.update(total=None, progress=0)
         bar.display = True
         result.update("importing…")
+        result.scroll_visible()
         try:
             async for step in self.node.import_progress(path):
                 if step.get("done"):

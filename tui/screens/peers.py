@@ -30,6 +30,11 @@ _REFRESH = 3.0
 _HOW = {"mdns": "mDNS", "manual": "address", "incoming": "they dialled"}
 
 
+def short_size(n: int) -> str:
+    """``0``, ``512 B``, ``2.9 MiB``: bytes moved, short enough for a table cell."""
+    return "0" if not n else human_size(n).replace(" bytes", " B")
+
+
 def _key(peer: dict[str, Any]) -> str:
     return peer["node_id"].hex() if peer.get("node_id") else f"addr:{peer.get('address')}"
 
@@ -40,7 +45,7 @@ def connected_row(peer: dict[str, Any], now: float) -> tuple[str, ...]:
             peer.get("address") or "-", _HOW.get(peer.get("how") or "", peer.get("how") or "-"),
             ago(peer.get("connected_since_ms"), now),
             f"{peer.get('entries_sent', 0)}/{peer.get('entries_received', 0)}",
-            f"{human_size(peer.get('bytes_sent', 0))}/{human_size(peer.get('bytes_received', 0))}",
+            f"{short_size(peer.get('bytes_sent', 0))}/{short_size(peer.get('bytes_received', 0))}",
             f"{peer.get('score', 0):.0f}")
 
 

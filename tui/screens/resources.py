@@ -28,7 +28,8 @@ from tui.widgets.transfer_list import TransferList
 
 COLUMNS = ("Title", "Size", "Here", "Holders", "Format", "Licence", "Circle", "Shared by")
 _KINDS = frozenset({"resource", "delete", "circle", "circle.update", "profile"})
-_ALL = "all"
+#: seconds between refreshes of the holders while the screen shows
+_REFRESH = 2.0
 
 
 def here_text(resource: Resource, transfer) -> str:
@@ -95,6 +96,12 @@ class ResourcesScreen(NodeScreen):
         self.query_one("#resource-empty").display = False
         self.reload()
         self.transfers_changed()
+        # which peers hold what changes without an entry (a peer announces its files)
+        self.set_interval(_REFRESH, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.reload()
 
     def on_screen_resume(self) -> None:
         self.reload()
@@ -144,9 +151,10 @@ class ResourcesScreen(NodeScreen):
     def _show(self) -> None:
         visible = self._visible()
         transfers = self.p2p.transfers
-        rows = [(r.blob.hex(), (r.title, human_size(r.size), here_text(r, transfers.get(r.blob)),
-                                str(len(r.holders)), r.format, r.licence or "-",
-                                self._circle_name(r.circle) or "-", r.author.label))
+        rows = [(r.entry_id.hex(),
+                 (r.title, human_size(r.size), here_text(r, transfers.get(r.blob)),
+                  str(len(r.holders)), r.format, r.licence or "-",
+                  self._circle_name(r.circle) or "-", r.author.label))
                 for r in visible]
         table = self.query_one("#resources", KeyedTable)
         table.show(rows)
@@ -190,7 +198,7 @@ class ResourcesScreen(NodeScreen):
     # -- actions -------------------------------------------------------------------------
     def selected(self) -> Resource | None:
         key = self.query_one("#resources", KeyedTable).selected_key
-        return next((r for r in self.resources if r.blob.hex() == key), None)
+        return next((r for r in self.resources if r.entry_id.hex() == key), None)
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:

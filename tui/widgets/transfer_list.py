@@ -32,7 +32,7 @@ class TransferRow(Horizontal):
     """
 
     def __init__(self, transfer: Transfer) -> None:
-        super().__init__(id=f"transfer-{transfer.blob.hex()}")
+        super().__init__()
         self.transfer = transfer
 
     def compose(self) -> ComposeResult:
@@ -74,10 +74,9 @@ class TransferList(Vertical):
         rows = {row.transfer.blob: row for row in self.query(TransferRow)}
         for transfer in transfers:
             row = rows.get(transfer.blob)
-            if row is None or row.transfer is not transfer:
-                if row is not None:
-                    row.remove()
+            if row is None:
                 self.mount(TransferRow(transfer))
             else:
+                row.transfer = transfer  # downloaded again: the same line follows it
                 row.show()
         self.display = bool(transfers)
