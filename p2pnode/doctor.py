@@ -277,7 +277,7 @@ def _peer_checks(report: Report, running: dict[str, Any] | None,
                  for p in known]
     report.data["peers"] = peers
     for p in peers:
-        who = (p.get("name") or "") + f" {_short(p.get('node_id'))}"
+        who = " " + " ".join(part for part in (p.get("name"), _short(p.get("node_id"))) if part)
         where = p.get("address") or "?"
         if p.get("connected"):
             report.check(f"peer{who}", True, f"connected at {where}")
