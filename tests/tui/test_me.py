@@ -14,7 +14,7 @@ from tui_helpers import screen_text, settle, two_nodes
 from p2pnode import actions
 from protocol.identity import node_id_text
 from tui.screens.circles import CirclesScreen
-from tui.screens.me import MeScreen
+from tui.screens.me import MeScreen, tilde
 from tui.screens.peers import PeersScreen
 from tui.screens.resources import ResourcesScreen
 
@@ -52,7 +52,7 @@ async def test_edit_name_and_copy_the_identity(nodes, open_app):
         assert me.identity.fingerprint in shown(screen, "identity")
         assert "the open network" in shown(screen, "network")
         assert "needs a restart" in shown(screen, "network")
-        assert shown(screen, "home") == str(me.home_path)
+        assert shown(screen, "home") == tilde(me.home_path)
         await pilot.press("c")
         assert pilot.app.clipboard == full_id
         await pilot.press("f")

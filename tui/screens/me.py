@@ -30,6 +30,12 @@ from tui.screens.share import PathSuggester
 from tui.widgets.status_bar import StatusBar
 
 _OPEN = network_id(OPEN_NETWORK_KEY)
+
+
+def tilde(path: Path | str) -> str:
+    """`path` with the user's home directory written ``~`` (shorter, and what they type)."""
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text == home or text.startswith(home + "/") else text
 _REASONS_SHOWN = 8
 
 
@@ -121,7 +127,7 @@ class MeScreen(NodeScreen):
     def on_mount(self) -> None:
         for bar in self.query(ProgressBar):
             bar.display = False
-        self.query_one("#export-path", Input).value = str(self.default_export_path())
+        self.query_one("#export-path", Input).value = tilde(self.default_export_path())
         self.reload()
 
     def default_export_path(self) -> Path:
@@ -143,10 +149,10 @@ class MeScreen(NodeScreen):
         self.status = status
         node_id = status.get("node_id")
         self.query_one("#identity", Static).update(Text.assemble(
-            "Fingerprint ", (status.get("fingerprint", ""), "bold"), "  (f copies it)\n",
-            "Node id     ", (node_id_text(node_id) if node_id else "", "bold"),
-            "  (c copies it)\n",
-            ("Others see your name with the fingerprint beside it.", "italic")))
+            "Fingerprint  ", (status.get("fingerprint", ""), "bold"), "\n",
+            "Node id      ", (node_id_text(node_id) if node_id else "", "bold"), "\n",
+            ("c copies the node id, f the fingerprint. Others see your name with the"
+             " fingerprint beside it.", "italic")))
         network = status.get("network", "")
         if network == _OPEN:
             where = Text.assemble(("the open network", "bold"), f" (id {network})")
@@ -155,7 +161,7 @@ class MeScreen(NodeScreen):
         self.query_one("#network", Static).update(Text.assemble(
             where, "\nSwitching needs a restart: quit, then start with --network-key FILE"
             " (or without it for the open network)."))
-        self.query_one("#home", Static).update(Text(str(status.get("home", ""))))
+        self.query_one("#home", Static).update(Text(tilde(status.get("home", ""))))
 
     # -- name ----------------------------------------------------------------------------
     def action_edit_name(self) -> None:

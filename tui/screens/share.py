@@ -62,7 +62,7 @@ class ShareForm(Dialog):
     OK = "Share"
     DEFAULT_CSS = """
     ShareForm #tree {
-        height: 8;
+        height: 6;
         margin-bottom: 1;
     }
     """
