@@ -49,12 +49,13 @@ class P2PApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"  # absolute: subclasses live elsewhere
     TITLE = "p2pnode"
     BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        # after Help: at 80 columns the footer cuts the end, and `?` lists them too
         Binding("1", "section('circles')", "Circles", group=_GO),
         Binding("2", "section('resources')", "Resources", group=_GO),
         Binding("3", "section('peers')", "Peers", group=_GO),
         Binding("4", "section('me')", "Me", group=_GO),
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
 
