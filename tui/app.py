@@ -249,9 +249,14 @@ class P2PApp(App[None]):
         if self.screen is not screen:
             self.switch_screen(screen)
 
-    def section(self) -> Screen | None:
-        """The section screen showing (under any dialog)."""
-        return self.screen_stack[1] if len(self.screen_stack) > 1 else None
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The section keys work on a section or a circle, not in a form or dialog: a digit
+        there must never throw away what the learner typed (the palette still goes)."""
+        if action == "section" and len(self.screen_stack) > 2:
+            from tui.screens.detail import DetailScreen
+
+            return isinstance(self.screen, DetailScreen)
+        return True
 
     def action_share(self) -> None:
         self.action_section("resources")

@@ -107,8 +107,8 @@ async def test_export_then_import_into_a_fresh_home_shows_the_report(
 
 async def test_sections_by_key_and_palette(nodes, open_app):
     """1-4 switch between Circles, Resources, Peers and Me (each kept alive: the me screen
-    is the same object when shown again); the palette lists them, and its Quit says that an
-    in-process node stops."""
+    is the same object when shown again) but never out of a form; the palette lists them,
+    and its Quit says that an in-process node stops."""
     me = await nodes.start("me")
     async with open_app(me, welcome=False) as pilot:
         assert isinstance(pilot.app.screen, CirclesScreen)
@@ -122,6 +122,15 @@ async def test_sections_by_key_and_palette(nodes, open_app):
         await pilot.press("4")
         await settle(pilot)
         assert pilot.app.screen is seen[2]
+        await pilot.press("1", "a")  # the announce form: a digit there never leaves it
+        await settle(pilot)
+        form = pilot.app.screen
+        pilot.app.set_focus(None)
+        await pilot.press("2")
+        await settle(pilot)
+        assert pilot.app.screen is form
+        await pilot.press("escape")
+        await settle(pilot)
         commands = {c.title: c.help for c in pilot.app.get_system_commands(pilot.app.screen)}
         for name in ("Circles", "Resources", "Peers", "Me"):
             assert f"Go to {name}" in commands
