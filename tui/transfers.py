@@ -249,7 +249,8 @@ class Transfers:
             app.notify(f"{transfer.title}\nis at {transfer.path}", title="Downloaded",
                        timeout=12, markup=False)
         else:
-            transfer.error = str(final.get("error") or "the download failed")
+            transfer.error = str(final.get("error") or "the download failed").replace(
+                "fetch again to resume", "enter resumes")  # the node words it for the CLI
             cancelled = transfer.error.startswith("cancelled")
             app.notify(f"{transfer.title}: {transfer.error}",
                        title="Download stopped" if cancelled else "Download failed",

@@ -48,7 +48,7 @@ class KeyedTable(DataTable):
             for (key, cells), (_, old) in zip(new, self._rows, strict=True):
                 for label, cell, was in zip(self.labels, cells, old, strict=True):
                     if cell != was:
-                        self.update_cell(key, label, Text(cell))
+                        self.update_cell(key, label, Text(cell), update_width=True)
             self._rows = new
             return
         keep = self.selected_key

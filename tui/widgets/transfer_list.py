@@ -19,11 +19,11 @@ class TransferRow(Horizontal):
         height: 1;
     }
     TransferRow .transfer-title {
-        width: 24;
+        width: 20;
         padding: 0 1 0 0;
     }
     TransferRow ProgressBar {
-        width: 26;
+        width: 20;
     }
     TransferRow .transfer-summary {
         width: 1fr;
@@ -45,7 +45,7 @@ class TransferRow(Horizontal):
 
     def show(self) -> None:
         t = self.transfer
-        title = t.title if len(t.title) <= 23 else t.title[:22] + "…"
+        title = t.title if len(t.title) <= 19 else t.title[:18] + "…"
         self.query_one(".transfer-title", Static).update(Text(title))
         bar = self.query_one(ProgressBar)
         if t.total_bytes:
