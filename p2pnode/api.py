@@ -26,7 +26,7 @@ from p2pnode import actions, meeting
 from p2pnode.blobs import resources
 from p2pnode.events import NodeEvent
 from p2pnode.store.inbox import Notice
-from p2pnode.store.models import CircleDetail, CircleSummary, Resource
+from p2pnode.store.models import CircleDetail, CircleSummary, Resource, Shared
 
 T = TypeVar("T")
 
@@ -109,6 +109,45 @@ class NodeAPI(Protocol):
                        ) -> AsyncIterator[dict[str, Any]]:
         """Download a resource from the peers that hold it; yields progress dicts, the last
         with `done` (and `path`) or `error`. Closing the iterator early cancels it."""
+
+    #: whether quitting the app stops the node (an in-process node) or leaves it running (an
+    #: attached one): the app says which, without knowing which implementation it has
+    quitting_stops_node: bool
+
+    async def share(self, path: str | Path, *, title: str | None = None,
+                    circle: bytes | None = None, licence: str | None = None,
+                    caption: str | None = None) -> Shared:
+        """Copy a file (a path of the node's machine) into the node's blob store and publish
+        it as a resource.
+
+        Raises:
+            InvalidInput: a bad field, or not a readable regular file (nothing is copied).
+            NotFound: `circle` is not known here.
+        """
+
+    async def transfers(self) -> list[dict[str, Any]]:
+        """Downloads running now, then those paused part-way (state ``paused``) on disk."""
+
+    async def cancel_fetch(self, blob_id: bytes) -> bool:
+        """Stop a running download for every follower (what arrived is kept)."""
+
+    def export_progress(self, path: str | Path) -> AsyncIterator[dict[str, Any]]:
+        """Write every entry to a new sneakernet file; progress dicts, the last with `done`.
+
+        Raises:
+            InvalidInput: `path` exists (never replaced).
+        """
+
+    def import_progress(self, path: str | Path) -> AsyncIterator[dict[str, Any]]:
+        """Import a sneakernet file; progress dicts, the last ``{"done": True, "report":
+        ImportReport}``.
+
+        Raises:
+            InvalidInput: not a readable export file.
+        """
+
+    async def doctor(self) -> dict[str, Any]:
+        """`p2pnode doctor`'s checks for the running node (`p2pnode.doctor.diagnose`)."""
 
     async def perform(self, action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one of `ACTIONS` (e.g. ``actions.announce_circle``) against the node's home;

@@ -44,6 +44,7 @@ from p2pnode.net.connection import PeerConnection
 from p2pnode.net.forwarding import ForwardingDriver
 from p2pnode.net.peers import PeerManager, selection_limits
 from p2pnode.net.server import control_app, peer_app, split_host_port
+from p2pnode.node_files import NodeFiles
 from p2pnode.store import inbox, queries
 from p2pnode.store.database import IngestReport
 from p2pnode.store.models import CircleDetail, CircleSummary, Resource
@@ -84,7 +85,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Node:
+class Node(NodeFiles):
     """A p2pnode peer. See the module docstring.
 
     Args:
@@ -543,8 +544,10 @@ class Node:
             profile = await self._in_thread(queries.profile, self.home.store.conn, node_id)
             names[node_id] = (profile or {}).get("name")
         out = []
+        transferred = self.blobs.peer_stats() if self.blobs is not None else {}
         for node_id, rec in self.peers.records.items():
             conn = self.peers.connections.get(node_id)
+            moved = transferred.get(node_id, {}) if conn is not None else {}
             out.append({
                 "node_id": node_id,
                 "name": names.get(node_id),
@@ -554,13 +557,16 @@ class Node:
                 "connected_since_ms": conn.connected_since_ms if conn else None,
                 "entries_sent": conn.replication.entries_sent if conn else 0,
                 "entries_received": conn.replication.entries_received if conn else 0,
+                "bytes_sent": moved.get("bytes_sent", 0),
+                "bytes_received": moved.get("bytes_received", 0),
                 "score": rec.score,
                 "last_error": rec.last_error,
             })
         for address, error in self.peers.address_errors().items():
             out.append({"node_id": None, "name": None, "address": address, "how": "manual",
                         "connected": False, "connected_since_ms": None, "entries_sent": 0,
-                        "entries_received": 0, "score": 0.0, "last_error": error})
+                        "entries_received": 0, "bytes_sent": 0, "bytes_received": 0,
+                        "score": 0.0, "last_error": error})
         out.sort(key=lambda p: (not p["connected"], p["address"] or ""))
         return out
 

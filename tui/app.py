@@ -32,12 +32,16 @@ from p2pnode.store.models import CircleDetail
 from protocol.identity import fingerprint
 from tui.messages import CircleAnnounced, NodeChanged, NoticesTaken, StatusUpdated
 from tui.screens.base import report_worker_failure
+from tui.transfers import Transfers, TransfersChanged
 from tui.widgets.status_bar import status_line
 
 _NOTICE_KINDS = frozenset({"circle.update", "circle.cancel", "join", "join.accept"})
 #: how long received entries count as "sync activity" in the status line
 _SYNC_WINDOW = 5.0
 _STATUS_INTERVAL = 1.0
+_GO = Binding.Group("Circles Resources Peers Me", compact=True)
+#: the app's sections, by name: full screens kept alive while another one shows
+SECTIONS = ("circles", "resources", "peers", "me")
 
 
 class P2PApp(App[None]):
@@ -48,6 +52,11 @@ class P2PApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
+        # after Help: at 80 columns the footer cuts the end, and `?` lists them too
+        Binding("1", "section('circles')", "Circles", group=_GO),
+        Binding("2", "section('resources')", "Resources", group=_GO),
+        Binding("3", "section('peers')", "Peers", group=_GO),
+        Binding("4", "section('me')", "Me", group=_GO),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
 
@@ -63,14 +72,14 @@ class P2PApp(App[None]):
         self.notices: list[tuple[Notice, bool]] = []
         self._received: collections.deque[tuple[float, int]] = collections.deque()
         self._started = False
+        self.transfers = Transfers(self)
+        self._sections: dict[str, Screen] = {}
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.clock()).date()
 
     def on_mount(self) -> None:
-        from tui.screens.circles import CirclesScreen
-
-        self.push_screen(CirclesScreen())
+        self.push_screen(self._section_screen("circles"))
         self.watch_node()
 
     def first_paint_done(self) -> None:
@@ -87,6 +96,8 @@ class P2PApp(App[None]):
         self.refresh_status()
         self.set_interval(_STATUS_INTERVAL, self.refresh_status)
         self.take_notices(away=True)
+        self.run_worker(self.transfers.resume_remembered(), group="resume-downloads",
+                        exit_on_error=False)
         if self.welcome:
             self.maybe_welcome()
 
@@ -101,6 +112,7 @@ class P2PApp(App[None]):
                     self.announce_arrival(event.entry_id)
             elif isinstance(event, PeerUp | PeerDown):
                 self.refresh_status()
+                self._tell_screens("peers_changed")
 
     @on(NodeChanged)
     def _node_changed(self, message: NodeChanged) -> None:
@@ -161,9 +173,16 @@ class P2PApp(App[None]):
         if changed:
             self._tell_screens("status_changed")
 
+    @on(TransfersChanged)
+    def _transfers_changed(self) -> None:
+        self._tell_screens("transfers_changed")
+
     def _tell_screens(self, method: str, *args: Any) -> None:
-        """Call `method` on every screen that has it (screens being torn down are skipped)."""
-        for screen in list(self.screen_stack):
+        """Call `method` on every screen that has it, the sections in the background included
+        (screens being torn down are skipped)."""
+        screens = list(self.screen_stack)
+        screens += [s for s in self._sections.values() if s not in screens]
+        for screen in screens:
             handler = getattr(screen, method, None)
             if handler is None or not screen.is_attached:
                 continue
@@ -211,6 +230,49 @@ class P2PApp(App[None]):
 
         self.push_screen(AnnounceScreen())
 
+    def _section_screen(self, name: str) -> Screen:
+        screen = self._sections.get(name)
+        if screen is None:
+            from tui.screens.circles import CirclesScreen
+            from tui.screens.me import MeScreen
+            from tui.screens.peers import PeersScreen
+            from tui.screens.resources import ResourcesScreen
+
+            made = {"circles": CirclesScreen, "resources": ResourcesScreen,
+                    "peers": PeersScreen, "me": MeScreen}[name]()
+            self.install_screen(made, f"section-{name}")  # kept alive while another shows
+            self._sections[name] = screen = made
+        return screen
+
+    def action_section(self, name: str) -> None:
+        """Show one of the sections (Circles, Resources, Peers, Me), closing any dialog or
+        circle above the current one."""
+        if name not in SECTIONS:
+            return
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        screen = self._section_screen(name)
+        if self.screen is not screen:
+            self.switch_screen(screen)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The section keys work on a section or a circle, not in a form or dialog: a digit
+        there must never throw away what the learner typed (the palette still goes)."""
+        if action == "section" and len(self.screen_stack) > 2:
+            from tui.screens.detail import DetailScreen
+
+            return isinstance(self.screen, DetailScreen)
+        return True
+
+    def action_share(self) -> None:
+        self.action_section("resources")
+        self.call_after_refresh(lambda: self._sections["resources"].action_share())
+
+    def action_doctor(self) -> None:
+        from tui.screens.doctor import DoctorScreen
+
+        self.push_screen(DoctorScreen())
+
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
@@ -243,12 +305,8 @@ class P2PApp(App[None]):
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
     def _on_circles(self, then: Callable[[Any], None]) -> None:
-        from tui.screens.circles import CirclesScreen
-
-        while len(self.screen_stack) > 2 and not isinstance(self.screen, CirclesScreen):
-            self.pop_screen()
-        if isinstance(self.screen, CirclesScreen):
-            then(self.screen)
+        self.action_section("circles")
+        self.call_after_refresh(lambda: then(self._sections["circles"]))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Announce a circle", "Publish a new learning circle",
@@ -256,11 +314,24 @@ class P2PApp(App[None]):
         yield SystemCommand("Search circles", "Type to narrow the list", self.action_search)
         yield SystemCommand("Filter circles", "By topic, language, weekday, status, mine",
                             self.action_filter)
+        for name, help_text in (("circles", "Find, join and run learning circles"),
+                                ("resources", "Shared files: share, download, transfers"),
+                                ("peers", "Who is connected, who is not and why"),
+                                ("me", "Name, identity, network, export and import")):
+            yield SystemCommand(f"Go to {name.capitalize()}", help_text,
+                                lambda name=name: self.action_section(name))
+        yield SystemCommand("Share a file", "Publish a file as a resource for peers",
+                            self.action_share)
         yield SystemCommand("Add a peer", "Connect to a node by host:port",
                             self.action_add_peer)
+        yield SystemCommand("Check the network (doctor)",
+                            "Interfaces, multicast, port, firewall, network id",
+                            self.action_doctor)
         yield SystemCommand("Notifications", "Reschedules, cancellations, sign-ups",
                             self.action_notices)
         yield SystemCommand("Toggle light/dark theme", "Switch the colour theme",
                             self.action_toggle_theme)
         yield SystemCommand("Help", "Keys and how peers are found", self.action_help)
-        yield SystemCommand("Quit", "Stop the node and leave", self.action_quit)
+        yield SystemCommand("Quit", "Stop the node and leave" if self.node.quitting_stops_node
+                            else "Leave; the node keeps running (p2pnode run)",
+                            self.action_quit)

@@ -436,6 +436,7 @@ class Download:
             self._wake.set()
             return
         if future.result():
+            peer.bytes_received += plan.manifest.chunk_length(index)
             for other in plan.chunk_received(peer, index, True):
                 dup = self.requests.pop((other, index), None)
                 if dup is not None:

@@ -27,6 +27,8 @@ class BlobPeer:
     __slots__ = (
         "_host",
         "_next_id",
+        "bytes_received",
+        "bytes_served",
         "chunks_requested",
         "chunks_served",
         "conn",
@@ -52,6 +54,9 @@ class BlobPeer:
         self.wake = asyncio.Event()
         self.chunks_requested = 0
         self.chunks_served = 0
+        #: resource bytes sent to the peer and received (verified) from it, since the session began
+        self.bytes_served = 0
+        self.bytes_received = 0
         self._next_id = 0
 
     @property

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from p2pnode.blobs.store import BlobStore, ProgressCallback
 from p2pnode.errors import InvalidInput, NotAllowed, NotFound
 from p2pnode.home import Home
 from p2pnode.store import queries
+from p2pnode.store.models import Shared as Shared  # what share_file returns
 from protocol.blobs import Manifest
 from protocol.entry import Entry, decode_body
 from protocol.errors import ProtocolError
@@ -32,17 +32,6 @@ MAX_TITLE = 128
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 _BOOK_TYPES = frozenset({"application/pdf", "application/epub+zip"})
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-@dataclass(frozen=True)
-class Shared:
-    """What `share_file` did: the blob (as copied) and the record that announces it."""
-
-    blob_id: bytes
-    entry: Entry
-    body: dict[str, Any]
-    #: True when we had already shared these bytes with the same details: no new record
-    already: bool = False
 
 
 def guess_media_type(name: str) -> str:

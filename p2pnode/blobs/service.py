@@ -55,7 +55,8 @@ from p2pnode.blobs.requests import on_data, on_error
 from p2pnode.blobs.store import BlobStore, ProgressCallback
 from p2pnode.events import EntryArrived, Lagged
 from protocol import frames as fr
-from protocol.errors import ProtocolError
+from protocol.blobs import Bitmap
+from protocol.errors import MalformedError, ProtocolError
 from protocol.identity import fingerprint
 
 if TYPE_CHECKING:
@@ -146,12 +147,47 @@ class BlobService:
         return [p for p in self._peers.values() if blob_id in p.has and p.conn.is_open]
 
     def peer_stats(self) -> dict[bytes, dict[str, int]]:
-        """Chunks requested of and served to each connected peer (for tests and status)."""
+        """Chunks requested of and served to each connected peer, and the resource bytes
+        received from it (verified) and sent to it (for status, the peers screen, tests)."""
         return {
-            p.peer_id: {"requested": p.chunks_requested, "served": p.chunks_served}
+            p.peer_id: {"requested": p.chunks_requested, "served": p.chunks_served,
+                        "bytes_received": p.bytes_received, "bytes_sent": p.bytes_served}
             for p in self._peers.values()
             if p.peer_id is not None
         }
+
+    def transfers(self) -> list[dict[str, Any]]:
+        """The downloads running now, as `fetch`'s progress dicts (oldest first)."""
+        return [download.progress() for download in self._downloads.values()]
+
+    def paused(self) -> list[dict[str, Any]]:
+        """Downloads stopped part-way and kept on disk (a restart, a cancel): blob, bytes held
+        and size, for a learner to resume. Reads small files: call it off the event loop."""
+        found = []
+        for blob_id in self.store.partial_ids():
+            if blob_id in self._downloads:
+                continue
+            manifest = self.store.manifest(blob_id)
+            if manifest is None:
+                continue
+            try:
+                bits = Bitmap.from_bytes(manifest.chunk_count, self.store.path_for(
+                    blob_id, ".bitmap").read_bytes())
+            except (OSError, MalformedError):
+                bits = Bitmap(manifest.chunk_count)
+            held = sum(manifest.chunk_length(i) for i, have in enumerate(bits) if have)
+            found.append({"blob": blob_id, "state": "paused", "done_bytes": held,
+                          "total_bytes": manifest.size, "peers": 0})
+        return found
+
+    def cancel(self, blob_id: bytes) -> bool:
+        """Stop the download of `blob_id` for every follower, keeping what is on disk (a later
+        fetch resumes). Returns whether one was running."""
+        download = self._downloads.get(blob_id)
+        if download is None or download.task is None or download.task.done():
+            return False
+        download.task.cancel()
+        return True
 
     # -- sharing -----------------------------------------------------------------------------
     async def share(

@@ -132,6 +132,7 @@ async def serve(service: BlobService, peer: BlobPeer) -> None:
                 return
             if get.part == "chunk" and not peer.current_cancelled:
                 peer.chunks_served += 1
+                peer.bytes_served += total
                 service.chunks_served += 1
         except BlobNotFound as exc:
             _refuse(peer, req_id, "not_found", str(exc))

@@ -11,6 +11,7 @@ import re
 from rich.cells import cell_len, get_character_cell_size
 
 from p2pnode.calendar import local_time_note
+from p2pnode.doctor import plain_error as plain_error  # the app says them in the same words
 from p2pnode.store.models import CircleSummary
 from protocol.identity import fingerprint
 
@@ -73,33 +74,3 @@ def circle_lines(c: CircleSummary, width: int = WIDTH) -> list[str]:
         INDENT + fit(where, max(10, body - cell_len(tail))) + tail,
         INDENT + fit(f"facilitated by {people}", body),
     ]
-
-
-# -- network errors ------------------------------------------------------------------------
-_CONNECT = re.compile(
-    r"Cannot connect to host (?P<host>\S+?):(?P<port>\d+) ssl:\S+ \[(?P<why>.*)\]")
-
-
-def plain_error(text: str | None) -> str:
-    """A library's error message as a person would say it (aiohttp, asyncio, socket)."""
-    if not text:
-        return "not seen yet"
-    found = _CONNECT.search(text)
-    if found:
-        where, why = f"{found['host']}:{found['port']}", found["why"].lower()
-        if "refused" in why or "connect call failed" in why:
-            return f"nothing accepts connections at {where} (is p2pnode running there?)"
-        if "name or service not known" in why or "nodename nor servname" in why \
-                or "temporary failure in name resolution" in why:
-            return f"the name {found['host']} is not known on this network"
-        if "unreachable" in why:
-            return f"{where} cannot be reached from this network"
-        if "timed out" in why or "timeout" in why:
-            return f"{where} did not answer in time (a firewall may be dropping it)"
-        return f"cannot connect to {where}"
-    lowered = text.lower()
-    if "timeout" in lowered or "timed out" in lowered:
-        return "no answer in time (a firewall may be dropping the connection)"
-    if "handshake" in lowered or "psk" in lowered or "decrypt" in lowered:
-        return "the handshake failed: the other node may use a different network key"
-    return " ".join(text.split())

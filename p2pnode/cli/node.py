@@ -13,14 +13,12 @@ import json
 import logging
 import logging.handlers
 import signal
-import socket
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from p2pnode import config
+from p2pnode import config, doctor
 from p2pnode.cli.display import WIDTH, fit, pad, plain_error
 from p2pnode.errors import NodeError, NotRunning
 from p2pnode.home import Home
@@ -161,16 +159,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ago(ms: int | None) -> str:
-    if not ms:
-        return "-"
-    seconds = max(0, int(time.time() - ms / 1000))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def cmd_peers(args: argparse.Namespace) -> int:
     peers = control.request(args.home, "GET", "/v1/peers")
     if args.json:
@@ -181,7 +169,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
               "one with: p2pnode run --peer HOST:PORT   (p2pnode doctor explains more)")
     for p in peers:
         who = f"{p['name'] or 'unknown'} ({p['node_id'][:8]})" if p["node_id"] else "?"
-        state = f"connected {_ago(p['connected_since_ms'])}" if p["connected"] else "not connected"
+        state = (f"connected {doctor.ago(p['connected_since_ms'])}" if p["connected"]
+                 else "not connected")
         print(fit(f"{pad(who, 30)} {pad(p['address'] or '-', 24)} {pad(p['how'] or '-', 8)}"
                   f" {state}", WIDTH))
         print(f"{'':8}sent {p['entries_sent']}, received {p['entries_received']}, "
@@ -192,205 +181,37 @@ def cmd_peers(args: argparse.Namespace) -> int:
 
 
 # -- doctor --------------------------------------------------------------------------------
-def _check_port(port: int) -> tuple[bool, str]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError as exc:
-            return False, f"port {port} is in use ({exc.strerror})"
-    return True, f"port {port} is free"
-
-
-def _probe_endpoint(port: int) -> tuple[bool, str]:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(b"GET /p2pu/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            answer = sock.recv(200)
-    except OSError as exc:
-        return False, f"nothing answers on 127.0.0.1:{port} ({exc.strerror or exc})"
-    ok = b"426" in answer.split(b"\r\n", 1)[0]
-    return ok, (f"the peer endpoint answers on 127.0.0.1:{port}" if ok
-                else f"something else answers on port {port}")
-
-
-def _home_facts(home_path: Path, check: Callable[..., None]) -> list[dict[str, Any]]:
-    """Identity check, and the peers the home remembers; never creates a home."""
-    if not Home.exists(home_path):
-        check("identity", None, f"no node home at {home_path} yet",
-              "p2pnode run (or p2pnode init) creates one")
-        return []
-    try:
-        with Home.open(home_path) as home:
-            check("identity", True, f"{home.identity.text} ({home.identity.fingerprint})")
-            return home.store.known_peers()
-    except NodeError as exc:
-        check("identity", False, str(exc))
-        return []
-
-
-def _interfaces(args: argparse.Namespace) -> list[dict[str, Any]]:
-    import ifaddr
-
-    from p2pnode.net.discovery import resolve_interfaces
-
-    chosen = resolve_interfaces(args.interface) if args.interface else None
-    interfaces = []
-    for adapter in ifaddr.get_adapters():
-        ips = [
-            ip.ip if isinstance(ip.ip, str)
-            else (f"{ip.ip[0]}%{adapter.nice_name}" if ip.ip[0].startswith("fe80") else ip.ip[0])
-            for ip in adapter.ips
-        ]
-        if chosen is not None and not any(ip in chosen for ip in ips):
-            continue
-        interfaces.append({"name": adapter.nice_name, "addresses": ips})
-    return interfaces
-
-
-def _addresses_for_others(interfaces: list[dict[str, Any]], port: int) -> list[str]:
-    """HOST:PORT forms others can give to `--peer` (IPv4 first, no loopback or link-local)."""
-    v4 = [a for i in interfaces for a in i["addresses"]
-          if ":" not in a and not a.startswith("127.")]
-    v6 = [a for i in interfaces for a in i["addresses"]
-          if ":" in a and "%" not in a and a != "::1"]
-    return [f"{a}:{port}" for a in v4] + [f"[{a}]:{port}" for a in v6]
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from p2pnode.net.discovery import probe_multicast
-
-    report: dict[str, Any] = {"checks": []}
-
-    def check(name: str, ok: bool | None, detail: str, hint: str = "") -> None:
-        report["checks"].append({"check": name, "ok": ok, "detail": detail, "hint": hint})
-
-    known = _home_facts(args.home, check)
+    """The checks of `p2pnode.doctor` on this home, asking the running node when one runs."""
+    report = doctor.Report()
+    known = doctor.home_facts(args.home, report)
     running: dict[str, Any] | None = None
+    peers: list[dict[str, Any]] = []
     if Home.exists(args.home):
         try:
             running = control.request(args.home, "GET", "/v1/status", timeout=3)
         except NotRunning:
             running = None
         except NodeError as exc:
-            check("node", False, f"the node of this home does not answer properly: {exc}")
-
-    given_network = config.network_id(config.load_network_key(args.network_key))
+            report.check("node", False, f"the node of this home does not answer properly: {exc}")
     if running:
-        network = running["network"]
-        if args.network_key is not None and network != given_network:
-            check("network", False, f"the running node uses network id {network}, but"
-                  f" {args.network_key} gives {given_network}",
-                  "restart the node with the key your group uses: p2pnode run --network-key"
-                  " FILE")
-        else:
-            check("network", True, f"the running node uses network id {network}",
-                  "only nodes showing the same network id can connect to each other")
-    else:
-        network = given_network
-        check("network", True, f"network id {network}"
-              f" ({'from ' + str(args.network_key) if args.network_key else 'the open network'})",
-              "only nodes showing the same network id can connect to each other"
-              + ("" if args.network_key else "; give --network-key FILE if your group uses one"))
-    report["network"] = network
-
-    interfaces = _interfaces(args)
-    report["interfaces"] = interfaces
-    if not any(not i["name"].startswith("lo") for i in interfaces) and not args.interface:
-        check("interfaces", False, "only the loopback interface is up",
-              "connect to the Wi-Fi or LAN the other learners use")
-    else:
-        check("interfaces", True, ", ".join(f"{i['name']} {' '.join(i['addresses'])}"
-                                            for i in interfaces))
-
-    port = running["port"] if running else args.port
-    if running:
-        ok, detail = _probe_endpoint(port)
-        check("node", True, f"a node is running for this home on port {port}")
-        check("port", ok, detail, "" if ok else "another program holds the port: use --port")
-        check("discovery", True if running.get("mdns") else None,
-              "the running node finds and announces peers by mDNS" if running.get("mdns")
-              else "the running node has mDNS off (--no-mdns): it finds peers only by --peer",
-              "" if running.get("mdns") else "restart it without --no-mdns to find nodes on"
-              " this network by themselves")
-    else:
-        ok, detail = _check_port(port)
-        check("node", None, "no node is running for this home", "start one with: p2pnode run")
-        check("port", ok, detail, "" if ok else "use p2pnode run --port N with a free port")
-
-    addresses = _addresses_for_others(interfaces, port)
-    report["addresses"] = addresses
-    if addresses:
-        check("address", True, f"others can add this node with: p2pnode run --peer {addresses[0]}"
-              + (f" (or {', '.join(addresses[1:3])})" if len(addresses) > 1 else ""))
-    else:
-        check("address", None, f"no address others can reach; on this machine: 127.0.0.1:{port}")
-
-    if not args.no_mdns:
-        targets = [(i["name"], [a for a in i["addresses"] if "%" not in a and a != "::1"])
-                   for i in interfaces]
-        for name, addrs in targets:
-            if not addrs:
-                continue
-            try:
-                seen = asyncio.run(probe_multicast(addrs, timeout=args.timeout))
-            except Exception as exc:
-                check(f"mdns {name}", False, f"cannot use multicast: {plain_error(str(exc))}",
-                      "the interface may not support multicast (some VPNs and guest Wi-Fi"
-                      " networks block it); add peers by address with --peer HOST:PORT")
-                continue
-            ours = [s for s in seen if s.txt.get("net") == network]
-            detail = (f"{len(seen)} p2pnode services answered ({len(ours)} of our network): "
-                      + ", ".join(s.name.split(".")[0] for s in seen)) if seen else \
-                "no p2pnode service answered"
-            hint = "" if seen else ("if another learner runs a node on this network, multicast"
-                                    " is being blocked: ask for the router's 'client isolation'"
-                                    " or 'multicast filtering' to be turned off, or use --peer")
-            check(f"mdns {name}", bool(seen) or None, detail, hint)
-
-    _peer_checks(args, running, known, report, check)
-    failed = any(c["ok"] is False for c in report["checks"])
+        with contextlib.suppress(NodeError):
+            peers = control.request(args.home, "GET", "/v1/peers", timeout=3)
+    data = asyncio.run(doctor.diagnose(
+        report, running=running, peers=peers, known=[
+            {**p, "node_id": node_id_text(p["node_id"])} for p in known],
+        network_key_file=args.network_key, interface=args.interface, port=args.port,
+        probe_mdns=not args.no_mdns, timeout=args.timeout))
+    failed = any(c["ok"] is False for c in data["checks"])
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(data, indent=2))
         return EXIT_ERROR if failed else EXIT_OK
     marks = {True: "ok  ", False: "FAIL", None: "--  "}
-    for c in report["checks"]:
+    for c in data["checks"]:
         print(f"[{marks[c['ok']]}] {c['check']}: {c['detail']}")
         if c["hint"] and c["ok"] is not True:
             print(f"       hint: {c['hint']}")
     return EXIT_ERROR if failed else EXIT_OK
-
-
-def _peer_checks(args: argparse.Namespace, running: dict[str, Any] | None,
-                 known: list[dict[str, Any]], report: dict[str, Any],
-                 check: Callable[..., None]) -> None:
-    """One line per peer: connected is ok; anything else is information, not a failure — a
-    peer that is away now, or an error remembered from an earlier run, says nothing about
-    this network."""
-    peers: list[dict[str, Any]] = []
-    if running:
-        with contextlib.suppress(NodeError):
-            peers = control.request(args.home, "GET", "/v1/peers", timeout=3)
-    else:
-        peers = [{"node_id": node_id_text(p["node_id"]), "address": p["address"],
-                  "connected": False, "last_error": p["last_error"],
-                  "last_seen_ms": p["last_seen_ms"]} for p in known]
-    report["peers"] = peers
-    hint = ("check the other laptop runs p2pnode on the same network id and that no firewall"
-            " blocks its port")
-    for p in peers:
-        who = (p.get("name") or "") + f" {(p['node_id'] or '?')[:8]}"
-        where = p.get("address") or "?"
-        if p.get("connected"):
-            check(f"peer{who}", True, f"connected at {where}")
-        elif running:
-            check(f"peer{who}", None, f"not connected now ({where}): "
-                  f"{plain_error(p.get('last_error'))}", hint)
-        else:
-            seen = p.get("last_seen_ms")
-            check(f"peer{who}", None, f"last known at {where}"
-                  + (f", seen {_ago(seen)} ago" if seen else "")
-                  + "; not checked: no node is running", "")
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

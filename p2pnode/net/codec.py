@@ -7,8 +7,8 @@ types:
 
 - `bytes` stay msgpack binaries, `str` strings, `dict` maps (keys may be bytes), `list` arrays;
 - ext 1: a dataclass of a fixed registry (the views in `store.models`, `inbox.Notice`, every
-  event in `events`, meeting mode's `MeetingDraft`), as ``[class name, [field values in
-  order]]``; a name outside the registry is refused, so a body can never make the other side
+  event in `events`, meeting mode's `MeetingDraft`, what `share` and an import return), as
+  ``[class name, [field values in order]]``; a name outside the registry is refused, so a body can never make the other side
   build an arbitrary object;
 - ext 2: a `tuple` (the views' fields are tuples; arrays come back as lists);
 - ext 3: a signed `Entry` in its wire form (what most actions return);
@@ -30,7 +30,7 @@ import msgpack
 
 from p2pnode import errors as node_errors
 from p2pnode import events, meeting
-from p2pnode.store import inbox, models
+from p2pnode.store import exchange, inbox, models
 from protocol import errors as protocol_errors
 from protocol.entry import Entry, entry_from_parts
 
@@ -49,6 +49,7 @@ _DATACLASSES: dict[str, type] = {
        if isinstance(cls, type) and dataclasses.is_dataclass(cls)},
     "Notice": inbox.Notice,
     "MeetingDraft": meeting.MeetingDraft,
+    "ImportReport": exchange.ImportReport,
     **_classes_of(events, events.NodeEvent),
 }
 _ERRORS: dict[str, type[BaseException]] = {

@@ -31,7 +31,7 @@ from p2pnode.events import NodeEvent
 from p2pnode.net import codec
 from p2pnode.net.server import EVENTS_HEARTBEAT, EVENTS_READY, split_host_port
 from p2pnode.store.inbox import Notice
-from p2pnode.store.models import CircleDetail, CircleSummary, Resource
+from p2pnode.store.models import CircleDetail, CircleSummary, Resource, Shared
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -214,6 +214,41 @@ class RemoteNode:
         if output is not None:
             output = str(Path(output).absolute())
         async with contextlib.aclosing(self._stream("fetch_progress", blob_id, output)) as items:
+            async for item in items:
+                yield item
+
+    # -- files and checks (p2pnode.node_files on the node) -----------------------------------
+    #: quitting an attached app leaves `p2pnode run` running
+    quitting_stops_node = False
+
+    async def share(self, path: str | Path, *, title: str | None = None,
+                    circle: bytes | None = None, licence: str | None = None,
+                    caption: str | None = None) -> Shared:
+        """Ask the node to share the file at `path` (made absolute here: the node's directory
+        is not ours). Raises as `Node.share` does."""
+        return await self._query("share", str(Path(path).expanduser().absolute()), title=title,
+                                 circle=circle, licence=licence, caption=caption)
+
+    async def transfers(self) -> list[dict[str, Any]]:
+        return await self._query("transfers")
+
+    async def cancel_fetch(self, blob_id: bytes) -> bool:
+        return await self._query("cancel_fetch", blob_id)
+
+    async def doctor(self) -> dict[str, Any]:
+        return await self._query("doctor")
+
+    async def export_progress(self, path: str | Path) -> AsyncIterator[dict[str, Any]]:
+        """`Node.export_progress` on the node; `path` made absolute here."""
+        target = str(Path(path).expanduser().absolute())
+        async with contextlib.aclosing(self._stream("export_progress", target)) as items:
+            async for item in items:
+                yield item
+
+    async def import_progress(self, path: str | Path) -> AsyncIterator[dict[str, Any]]:
+        """`Node.import_progress` on the node; `path` made absolute here."""
+        source = str(Path(path).expanduser().absolute())
+        async with contextlib.aclosing(self._stream("import_progress", source)) as items:
             async for item in items:
                 yield item
 

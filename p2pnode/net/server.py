@@ -41,9 +41,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: the node's queries an attached app may call by name (each a method of `ControlHost`)
 QUERIES = frozenset({"status", "peers_info", "circles", "circle", "resources", "my_circles",
-                     "take_notices", "preference", "set_preference", "add_peer"})
+                     "take_notices", "preference", "set_preference", "add_peer", "share",
+                     "transfers", "cancel_fetch", "doctor"})
 #: the node's streamed queries (async iterators), by name: one msgpack value per item
-STREAMS = frozenset({"fetch_progress"})
+STREAMS = frozenset({"fetch_progress", "export_progress", "import_progress"})
 #: the first message of the event feed: the node subscribed, every later event will follow
 EVENTS_READY = {"events": "subscribed"}
 #: seconds between pings on the event feed; a client silent for twice as long is dropped

@@ -58,12 +58,21 @@ class ImportReport:
             self.reasons.append(reason)
 
 
-def export_entries(store: Store, path: Path) -> int:
+def export_entries(store: Store, path: Path, *, replace: bool = True,
+                   progress: Callable[[int], None] | None = None) -> int:
     """Write every entry in `store` to `path` (atomically). Returns the number written.
 
+    Args:
+        replace: whether an existing `path` may be replaced (False: it never is, even when
+            it appears while the export runs).
+        progress: called with the number of entries written so far, every `_BATCH` entries.
+
     Raises:
-        NodeError: the file cannot be written; nothing is left behind.
+        NodeError: the file cannot be written (or exists, with `replace` False); nothing is
+            left behind.
     """
+    if not replace and os.path.lexists(path):
+        raise InvalidInput(f"{path} already exists; choose another name")
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -77,12 +86,20 @@ def export_entries(store: Store, path: Path) -> int:
             for entry in store.iter_all_entries():
                 out.write(entry.encode())
                 count += 1
+                if progress is not None and count % _BATCH == 0:
+                    progress(count)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp_name, path)
+        if replace:
+            os.replace(tmp_name, path)
+        else:
+            os.link(tmp_name, path)  # fails, changing nothing, when the file exists by now
+            os.unlink(tmp_name)
         fsync_directory(directory)
     except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError):
+            raise InvalidInput(f"{path} already exists; choose another name") from None
         if isinstance(exc, OSError):
             raise NodeError(f"cannot write {path}: {exc.strerror}") from None
         raise
@@ -95,11 +112,13 @@ def import_entries(
     *,
     now_ms: int,
     on_batch: Callable[[list[Entry]], None] | None = None,
+    progress: Callable[[int, int, ImportReport], None] | None = None,
 ) -> ImportReport:
     """Read an export file and ingest every valid entry in it.
 
     Args:
         on_batch: called with the entries newly accepted from each batch (the node pushes them).
+        progress: called after each batch as ``progress(bytes_read, file_size, report_so_far)``.
 
     Raises:
         InvalidInput: the file cannot be opened or is not a p2pnode export at all.
@@ -120,21 +139,25 @@ def import_entries(
         if first.get("version") != VERSION:
             raise InvalidInput(f"{path} is export version {first.get('version')!r}; "
                                f"this node reads version {VERSION}")
-        for notes, batch, broken in _in_background(_read_batches(unpacker, handle)):
+        size = os.fstat(handle.fileno()).st_size
+        for notes, batch, broken, position in _in_background(_read_batches(unpacker, handle)):
             for note in notes:
                 report.note(note)
             if broken is not None:
                 report.truncated = broken
             if batch:
                 _ingest_batch(store, batch, now_ms, report, on_batch)
+            if progress is not None:
+                progress(min(position, size), size, report)
     return report
 
 
 def _read_batches(
     unpacker: msgpack.Unpacker, handle: Any
-) -> Iterator[tuple[list[str], list[Entry], str | None]]:
+) -> Iterator[tuple[list[str], list[Entry], str | None, int]]:
     """(notes on entries that did not decode, the next batch of decoded entries, why the rest
-    of the file cannot be read or None), up to `_BATCH` entries at a time."""
+    of the file cannot be read or None, bytes of the file read so far), up to `_BATCH`
+    entries at a time."""
     notes: list[str] = []
     batch: list[Entry] = []
     position = 0
@@ -148,11 +171,11 @@ def _read_batches(
             if leftover > 0:
                 broken = (f"the file is truncated after entry {position}: it ends with"
                           f" {leftover} bytes of an incomplete entry")
-            yield notes, batch, broken
+            yield notes, batch, broken, unpacker.tell()
             return
         except (ValueError, TypeError, msgpack.UnpackException, MalformedError) as exc:
             yield notes, batch, (f"the file is damaged after entry {position}; the rest cannot"
-                                 f" be read ({type(exc).__name__})")
+                                 f" be read ({type(exc).__name__})"), unpacker.tell()
             return
         position += 1
         try:
@@ -162,7 +185,7 @@ def _read_batches(
             notes.append(f"entry {position}: {exc}")
             continue
         if len(batch) >= _BATCH:
-            yield notes, batch, None
+            yield notes, batch, None, unpacker.tell()
             notes, batch = [], []
 
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from protocol.entry import Entry
 from protocol.identity import fingerprint, node_id_text
 
 
@@ -97,6 +98,17 @@ class Resource:
     #: filled in by the node: whether the file is held locally, and which peers hold it
     held: bool = False
     holders: tuple[bytes, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """What sharing a file did: the blob (as copied) and the record that announces it."""
+
+    blob_id: bytes
+    entry: Entry
+    body: dict[str, Any]
+    #: True when we had already shared these bytes with the same details: no new record
+    already: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -161,3 +161,31 @@ def meeting_day(path: Path) -> dict[str, bytes]:
         draft = meeting.add_item(draft, "plus", "pairing on the layout exercise")
         meeting.update_meeting(home, draft)
     return {"web": web.id, "chess": chess.id}
+
+
+def shared_files(path: Path, ids: dict[str, bytes], files: Path) -> None:
+    """Resources in the seeded home at `path` (after `network`): three of Farah's (two for the
+    python circle) and one I shared (held here), all with fixed bytes and timestamps."""
+    from p2pnode.blobs.resources import share_file
+
+    def blob(seed: str, size: int) -> bytes:
+        return hashlib.sha256(f"{seed}:{size}".encode()).digest()
+
+    farah = _person("tui farah", "Farah")
+    farah.add("resource", {"blob": blob("py4e", 4_812_000), "size": 4_812_000,
+                           "title": "Python for Everybody (book)",
+                           "media_type": "application/pdf", "format": "book",
+                           "licence": "CC-BY-NC-SA", "circle": ids["python"]})
+    farah.add("resource", {"blob": blob("week1", 183_400_000), "size": 183_400_000,
+                           "title": "Week 1 lecture recording", "media_type": "video/mp4",
+                           "format": "video", "licence": "CC-BY", "circle": ids["python"]})
+    farah.add("resource", {"blob": blob("ecrire", 96_000), "size": 96_000,
+                           "title": "Consignes d'écriture", "media_type": "text/plain",
+                           "format": "other"})
+    files.mkdir(parents=True, exist_ok=True)
+    slides = files / "slides.pdf"
+    slides.write_bytes(hashlib.sha256(b"slides").digest() * 4096)
+    with Home.open(path) as home:
+        home.store.ingest(farah.entries, now_ms=NOW_MS)
+        share_file(home, slides, title="Pandas cheat sheet", circle=ids.get("data"),
+                   licence="CC-BY-SA", at_ms=NOW_MS - DAY_MS)

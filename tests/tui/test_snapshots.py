@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from scenes import ME_SEED, meeting_day, network, seeded_home
+from scenes import ME_SEED, meeting_day, network, seeded_home, shared_files
 from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_helpers import LARGE, SMALL, FixedApp, settle
@@ -202,35 +202,4 @@ def test_add_peer(snap_compare, tmp_path, fixed_clock, size):
     assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("p"))
 
 
-def meeting_home(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
-    home, _ = home_with(tmp_path)
-    ids = meeting_day(home)
-    with Home.open(home) as opened:
-        inbox.take_notices(opened.store, opened.identity.node_id)
-    return home, ids
-
-
-@SIZES
-def test_meeting_mode(snap_compare, tmp_path, fixed_clock, size):
-    """A meeting under way, resumed: coursework 25 minutes in, the phase big, attendance
-    against the RSVPs (one ticked), a plus typed."""
-    home, ids = meeting_home(tmp_path)
-
-    async def quiet(pilot: Pilot) -> None:
-        pilot.app.clear_notifications()  # "resumed where you left off"
-
-    async def run(pilot: Pilot) -> None:
-        await open_circle(ids["web"], "m")(pilot)
-        await quiet(pilot)
-        await settle(pilot)
-
-    assert snap_compare(FixedApp(home), terminal_size=size, run_before=run)
-
-
-@SIZES
-def test_detail_on_a_meeting_day(snap_compare, tmp_path, fixed_clock, size):
-    """A learner's circle that meets today: the meeting's phases with their times, and what
-    was said last time."""
-    home, ids = meeting_home(tmp_path)
-    assert snap_compare(FixedApp(home), terminal_size=size,
-                        run_before=open_circle(ids["chess"]))
+from scenes import ME_SEED, meeting_day, network, seeded_home, shared_files

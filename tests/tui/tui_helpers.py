@@ -83,9 +83,9 @@ async def two_nodes(nodes, eventually, *, start_in_days: int = 7, **circle: obje
 class FixedApp(P2PApp):
     """The app owning a loopback node on `home`, started and closed in the app's own loop."""
 
-    def __init__(self, home: Path, **kwargs: Any) -> None:
-        super().__init__(Node(home, port=0, host="127.0.0.1", mdns=False, control=False),
-                         clock=lambda: NOW_MS / 1000, **kwargs)
+    def __init__(self, home: Path, *, peers: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(Node(home, port=0, host="127.0.0.1", mdns=False, control=False,
+                              peers=peers), clock=lambda: NOW_MS / 1000, **kwargs)
 
     async def on_load(self) -> None:
         await self.node.start()
