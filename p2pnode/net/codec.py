@@ -7,9 +7,9 @@ types:
 
 - `bytes` stay msgpack binaries, `str` strings, `dict` maps (keys may be bytes), `list` arrays;
 - ext 1: a dataclass of a fixed registry (the views in `store.models`, `inbox.Notice`, every
-  event in `events`, meeting mode's `MeetingDraft`, what `share` and an import return), as
-  ``[class name, [field values in order]]``; a name outside the registry is refused, so a body can never make the other side
-  build an arbitrary object;
+  event in `events`, meeting mode's `MeetingDraft`, what `share` and an import return),
+  as ``[class name, [field values in order]]``; a name outside the registry is refused, so a
+  body can never make the other side build an arbitrary object;
 - ext 2: a `tuple` (the views' fields are tuples; arrays come back as lists);
 - ext 3: a signed `Entry` in its wire form (what most actions return);
 - ext 4: a `pathlib.Path`.

@@ -202,4 +202,99 @@ def test_add_peer(snap_compare, tmp_path, fixed_clock, size):
     assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("p"))
 
 
-from scenes import ME_SEED, meeting_day, network, seeded_home, shared_files
+def meeting_home(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    home, _ = home_with(tmp_path)
+    ids = meeting_day(home)
+    with Home.open(home) as opened:
+        inbox.take_notices(opened.store, opened.identity.node_id)
+    return home, ids
+
+
+@SIZES
+def test_meeting_mode(snap_compare, tmp_path, fixed_clock, size):
+    """A meeting under way, resumed: coursework 25 minutes in, the phase big, attendance
+    against the RSVPs (one ticked), a plus typed."""
+    home, ids = meeting_home(tmp_path)
+
+    async def quiet(pilot: Pilot) -> None:
+        pilot.app.clear_notifications()  # "resumed where you left off"
+
+    async def run(pilot: Pilot) -> None:
+        await open_circle(ids["web"], "m")(pilot)
+        await quiet(pilot)
+        await settle(pilot)
+
+    assert snap_compare(FixedApp(home), terminal_size=size, run_before=run)
+
+
+@SIZES
+def test_detail_on_a_meeting_day(snap_compare, tmp_path, fixed_clock, size):
+    """A learner's circle that meets today: the meeting's phases with their times, and what
+    was said last time."""
+    home, ids = meeting_home(tmp_path)
+    assert snap_compare(FixedApp(home), terminal_size=size,
+                        run_before=open_circle(ids["chess"]))
+
+
+
+# -- part 2: resources, peers, me ------------------------------------------------------------
+def home_with_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The network plus shared files; HOME is tmp_path, so paths show as ``~/…`` every run."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    home, ids = home_with(tmp_path)
+    shared_files(home, ids, tmp_path / "files")
+    return home
+
+
+@SIZES
+def test_resources(snap_compare, tmp_path, fixed_clock, size, monkeypatch):
+    """Every shared file: size, held here or not, holders, format, licence, circle, who."""
+    home = home_with_files(tmp_path, monkeypatch)
+    assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("2"))
+
+
+@SIZES
+def test_resources_filtered(snap_compare, tmp_path, fixed_clock, size, monkeypatch):
+    """Narrowed by text (and the circle choice offered beside it)."""
+    home = home_with_files(tmp_path, monkeypatch)
+
+    async def search(pilot: Pilot) -> None:
+        await pilot.press("slash", *"week")
+
+    assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("2", then=search))
+
+
+@SIZES
+def test_share_form(snap_compare, tmp_path, fixed_clock, size, monkeypatch):
+    """Sharing: the path with completion, the directory tree, title, circle, licence."""
+    home = home_with_files(tmp_path, monkeypatch)
+
+    def fill(pilot: Pilot) -> None:
+        pilot.app.screen.query_one("#path", Input).value = "~/files/slides.pdf"
+
+    assert snap_compare(FixedApp(home), terminal_size=size,
+                        run_before=steps("2", "s", then=fill))
+
+
+@SIZES
+def test_peers(snap_compare, tmp_path, fixed_clock, size):
+    """No peer connected, and a manual peer nobody answers at, with why in plain words."""
+    home, _ = home_with(tmp_path)
+
+    async def failed(pilot: Pilot) -> None:
+        for _ in range(100):
+            if (await pilot.app.node.peers_info()):
+                break
+            await pilot.pause(0.05)
+        pilot.app.screen.reload()
+
+    assert snap_compare(FixedApp(home, peers=["127.0.0.1:1"]), terminal_size=size,
+                        run_before=steps("3", then=failed))
+
+
+@SIZES
+def test_me(snap_compare, tmp_path, fixed_clock, size, monkeypatch):
+    """Name, fingerprint and id in full, the network, the home, export and import."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    home, _ = home_with(tmp_path)
+    assert snap_compare(FixedApp(home), terminal_size=size, run_before=steps("4"))
