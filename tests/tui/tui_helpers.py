@@ -43,7 +43,11 @@ async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
         # a circles load posts its rows as a message: the table shows them a moment later
         loading = [s for s in pilot.app.screen_stack
                    if isinstance(s, CirclesScreen) and s.shown_query != s.query_now]
-        quiet_rounds = 0 if busy or sizing or loading else quiet_rounds + 1
+        # a worker that finished may have posted its result to a screen that has not taken it
+        # yet (seen: the detail's meetings posted, the RSVP dialog captured over an unsized
+        # table)
+        pending = [s for s in pilot.app.screen_stack if not s._message_queue.empty()]
+        quiet_rounds = 0 if busy or sizing or loading or pending else quiet_rounds + 1
     await pilot.pause()
 
 
