@@ -1,4 +1,5 @@
-"""Small durable-file helpers: a file is reported written only once it, and its name, are on disk.
+"""Small file helpers: a file is reported written only once it, and its name, are on disk; and a
+file's size as people read it (one wording for the CLI, the app and error messages).
 """
 
 from __future__ import annotations
@@ -35,3 +36,17 @@ def write_file_atomically(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def human_size(n: int | None) -> str:
+    """``512 bytes``, ``1.5 KiB``, ``12.3 MiB``, ``1.1 GiB``, ``2.0 TiB``; ``?`` when unknown."""
+    if n is None:
+        return "?"
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if round(value, 1) < 1024:  # 1 048 575 bytes is "1.0 MiB", not "1024.0 KiB"
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from p2pnode.files import human_size
 from protocol.identity import fingerprint
 
 if TYPE_CHECKING:
@@ -60,16 +61,6 @@ def free_path(folder: Path, name: str) -> Path:
     return candidate
 
 
-def human_size(n: int | None) -> str:
-    """``512 bytes``, ``1.5 KiB``, ``12.3 MiB``, ``1.1 GiB``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} bytes"
 
 
 def duration(seconds: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from p2pnode.errors import NodeError
+from p2pnode.files import human_size
 from protocol.blobs import BLOB_ID_SIZE
 
 
@@ -53,13 +54,6 @@ class DestinationExists(BlobStoreError):
     """`export_to` would overwrite an existing file and `overwrite` was not given."""
 
 
-def human_size(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def blob_hex(blob_id: bytes) -> str:

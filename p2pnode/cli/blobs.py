@@ -21,6 +21,7 @@ from p2pnode import actions
 from p2pnode.blobs.resources import default_title, share_file, unshare_resource
 from p2pnode.blobs.store import BlobStore
 from p2pnode.errors import InvalidInput, NodeError, NotRunning
+from p2pnode.files import human_size
 from p2pnode.home import Home
 from p2pnode.net import control_client as control
 from p2pnode.store import queries
@@ -42,15 +43,6 @@ class CommandError(NodeError):
     """One line for the user; exit status 1."""
 
 
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 class ProgressBar:

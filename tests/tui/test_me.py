@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Input, ProgressBar, Static
-from tui_helpers import screen_text, settle, two_nodes
+from tui_helpers import screen_text, settle, two_nodes, wait_for
 
 from p2pnode import actions
 from protocol.identity import node_id_text
@@ -17,15 +17,6 @@ from tui.screens.circles import CirclesScreen
 from tui.screens.me import MeScreen, tilde
 from tui.screens.peers import PeersScreen
 from tui.screens.resources import ResourcesScreen
-
-
-async def wait_for(pilot, condition, rounds: int = 200) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await settle(pilot, timeout=2)
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
 
 
 async def open_me(pilot) -> MeScreen:

@@ -7,21 +7,12 @@ checklist.
 from __future__ import annotations
 
 from textual.widgets import Input, Static
-from tui_helpers import settle, two_nodes
+from tui_helpers import settle, two_nodes, wait_for
 
 from p2pnode import actions
 from tui.screens.doctor import DoctorScreen
 from tui.screens.peers import PeersScreen
 from tui.widgets.keyed_table import KeyedTable
-
-
-async def wait_for(pilot, condition, rounds: int = 200) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await settle(pilot, timeout=2)
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
 
 
 def rows(pilot, table_id: str) -> list[list[str]]:

@@ -12,23 +12,13 @@ import time
 from pathlib import Path
 
 from textual.widgets import Input, Select, Static
-from tui_helpers import notifications, settle, two_nodes
+from tui_helpers import notifications, settle, two_nodes, wait_for
 
 from p2pnode import actions
 from protocol.blobs import CHUNK_SIZE
 from tui.screens.resources import ResourcesScreen
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.transfer_list import TransferRow
-
-
-async def wait_for(pilot, condition, rounds: int = 300) -> None:
-    """Settle until `condition()` holds (bounded)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await settle(pilot, timeout=2)
-        await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
 
 
 def titles(pilot) -> list[str]:

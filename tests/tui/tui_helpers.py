@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,15 @@ async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
         quiet_rounds = 0 if busy or sizing or loading or pending else quiet_rounds + 1
     await pilot.pause()
 
+
+async def wait_for(pilot: Pilot, condition: Callable[[], object], rounds: int = 300) -> None:
+    """Settle until `condition()` holds (bounded: about 15 s or more, then it fails)."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await settle(pilot, timeout=2)
+        await pilot.pause(0.05)
+    raise AssertionError("the app never got there")
 
 
 def notifications(app: Any) -> list[str]:
