@@ -47,7 +47,8 @@ async def settle(pilot: Pilot, timeout: float = 10.0) -> None:
         # a worker that finished may have posted its result to a screen that has not taken it
         # yet (seen: the detail's meetings posted, the RSVP dialog captured over an unsized
         # table)
-        pending = [s for s in pilot.app.screen_stack if not s._message_queue.empty()]
+        pending = [s for s in pilot.app.screen_stack
+                   if not s._message_queue.empty() or getattr(s, "showing", False)]
         quiet_rounds = 0 if busy or sizing or loading or pending else quiet_rounds + 1
     await pilot.pause()
 

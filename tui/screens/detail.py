@@ -37,6 +37,8 @@ ACTIONS = {
 }
 #: a column fits the widest label (15) and a compact button's padding; four columns at 80
 _BUTTON_WIDTH = 19
+#: the meetings table: "▶ 12", "Sat 16 Jan 10:00 +0530", counts, notes (shortened to 60)
+_MEETING_COLUMNS = (("#", 4), ("When", 22), ("Going", 5), ("Not going", 9), ("Notes", 60))
 _FACILITATOR_ONLY = {"meeting", "edit", "cancel", "note", "signups"}
 
 
@@ -70,6 +72,8 @@ class DetailScreen(NodeScreen):
         self.role: str | None = None
         #: my display name, offered when I join
         self.my_name: str | None = None
+        #: true while a loaded circle is being put on the page
+        self.showing = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
@@ -90,7 +94,10 @@ class DetailScreen(NodeScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#meetings", DataTable)
-        table.add_columns("#", "When", "Going", "Not going", "Notes")
+        # fixed widths: columns sized to their rows would shift as rows arrive, and a page read
+        # in between (a snapshot, a dialog opened over it) showed header-wide columns
+        for label, width in _MEETING_COLUMNS:
+            table.add_column(label, width=width)
         self.reload()
 
     def reload(self) -> None:
@@ -111,6 +118,14 @@ class DetailScreen(NodeScreen):
     # -- showing -----------------------------------------------------------------------------
     @on(Loaded)
     async def _show(self, message: Loaded) -> None:
+        # the description's Markdown is awaited: meanwhile the page is half filled
+        self.showing = True
+        try:
+            await self._fill(message)
+        finally:
+            self.showing = False
+
+    async def _fill(self, message: Loaded) -> None:
         if message.detail is None:
             self.notify("This circle is not known here (yet).", severity="warning")
             return
@@ -123,8 +138,8 @@ class DetailScreen(NodeScreen):
             f"[b]{escape(s.name)}[/b]  \\[{status}]{badge}")
         self.query_one("#facts", Static).update(self._facts(d))
         self._show_meeting_day(d)
-        await self.query_one("#description", Markdown).update(d.description)
         self._show_meetings(d)
+        await self.query_one("#description", Markdown).update(d.description)
         self.query_one("#people", Static).update(self._people(d))
         self.query_one("#extras", Static).update(self._extras(d))
         for name in ACTIONS:
