@@ -60,7 +60,7 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], rounds: int = 
             return
         await settle(pilot, timeout=2)
         await pilot.pause(0.05)
-    raise AssertionError("the app never got there")
+    raise AssertionError(f"the app never got there: {pilot.app.screen!r}")
 
 
 def notifications(app: Any) -> list[str]:
